@@ -1,0 +1,230 @@
+//! Sign-in, sign-out and the signed-in user, as server functions.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The signed-in user as the pages see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    /// The user's email.
+    pub email: String,
+    /// The tenant's display name.
+    pub tenant_name: String,
+    /// Role names: manager, approver, admin.
+    pub roles: Vec<String>,
+}
+
+impl CurrentUser {
+    /// Whether the user holds the role named `role`.
+    pub fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|held| held == role)
+    }
+
+    /// The page a user lands on after sign-in.
+    pub fn landing_path(&self) -> &'static str {
+        if self.has("manager") {
+            "/chat"
+        } else {
+            "/"
+        }
+    }
+}
+
+/// A user row on the Users page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    /// The user's id.
+    pub id: String,
+    /// The user's email.
+    pub email: String,
+    /// Role names.
+    pub roles: Vec<String>,
+}
+
+/// Signs in with email and password; on success starts a fresh session and redirects.
+#[server(prefix = "/sfn", endpoint = "login")]
+pub async fn login(email: String, password: String) -> Result<(), ServerFnError> {
+    use backend::accounts::{self, LoginError};
+    use backend::http::{ClientMeta, SESSION_SIGNED_IN_AT, SESSION_USER_ID};
+
+    let state = ssr::state()?;
+    let session: tower_sessions::Session = ssr::extract().await?;
+    let client: ClientMeta = ssr::extract().await?;
+
+    let principal =
+        match accounts::login(&state.pool, &state.settings, &email, &password, &client.ip).await {
+            Ok(principal) => principal,
+            Err(LoginError::Throttled { retry_after_secs }) => {
+                let error = LoginError::Throttled { retry_after_secs };
+                ssr::answer_status(http::StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs));
+                return Err(ServerFnError::ServerError(error.to_string()));
+            }
+            Err(LoginError::BadCredentials) => {
+                ssr::answer_status(http::StatusCode::UNAUTHORIZED, None);
+                return Err(ServerFnError::ServerError(
+                    LoginError::BadCredentials.to_string(),
+                ));
+            }
+            Err(LoginError::Internal(error)) => return Err(ssr::internal(error)),
+        };
+
+    // A new id at sign-in: a cookie planted or captured before sign-in never becomes a
+    // signed-in session.
+    session.cycle_id().await.map_err(ssr::internal)?;
+    session
+        .insert(SESSION_USER_ID, principal.user_id)
+        .await
+        .map_err(ssr::internal)?;
+    session
+        .insert(
+            SESSION_SIGNED_IN_AT,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+        .await
+        .map_err(ssr::internal)?;
+
+    leptos_axum::redirect(ssr::current_user(&principal).landing_path());
+    Ok(())
+}
+
+/// Ends the session and redirects to the sign-in page.
+#[server(prefix = "/sfn", endpoint = "logout")]
+pub async fn logout() -> Result<(), ServerFnError> {
+    let session: tower_sessions::Session = ssr::extract().await?;
+    session.flush().await.map_err(ssr::internal)?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// The signed-in user, or `None` for a visitor.
+#[server(prefix = "/sfn", endpoint = "me")]
+pub async fn signed_in_user() -> Result<Option<CurrentUser>, ServerFnError> {
+    Ok(ssr::principal()
+        .await
+        .ok()
+        .map(|principal| ssr::current_user(&principal)))
+}
+
+/// The users of the caller's tenant; admins only.
+#[server(prefix = "/sfn", endpoint = "users")]
+pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
+    use backend::accounts::{self, Role};
+
+    let principal = ssr::principal().await?;
+    principal
+        .require_any(&[Role::Admin])
+        .map_err(ssr::api_error)?;
+    let state = ssr::state()?;
+    let users = accounts::list_users(&state.pool, principal.scope())
+        .await
+        .map_err(ssr::api_error)?;
+    Ok(users
+        .into_iter()
+        .map(|user| UserRow {
+            id: user.id.to_string(),
+            email: user.email,
+            roles: user.roles,
+        })
+        .collect())
+}
+
+/// Glue between server functions and the backend, compiled only on the server.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use backend::accounts::Principal;
+    use backend::http::ApiError;
+    use backend::AppState;
+    use leptos::prelude::*;
+
+    use super::CurrentUser;
+
+    /// The application state the server placed in context.
+    pub fn state() -> Result<AppState, ServerFnError> {
+        use_context::<AppState>()
+            .ok_or_else(|| ServerFnError::ServerError("application state missing".into()))
+    }
+
+    /// Runs an axum extractor on the current request.
+    pub async fn extract<T>() -> Result<T, ServerFnError>
+    where
+        T: axum::extract::FromRequestParts<()>,
+        T::Rejection: std::fmt::Debug,
+    {
+        leptos_axum::extract::<T>()
+            .await
+            .map_err(ServerFnError::from)
+    }
+
+    /// The authenticated caller, through the same extractor as the REST API; answers 401 when
+    /// there is none.
+    pub async fn principal() -> Result<Principal, ServerFnError> {
+        let Some(parts) = use_context::<http::request::Parts>() else {
+            return Err(ServerFnError::ServerError("request parts missing".into()));
+        };
+        let mut parts = parts;
+        <Principal as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
+            .await
+            .map_err(api_error)
+    }
+
+    /// Converts a backend error to a server-function error, setting the HTTP status.
+    pub fn api_error(error: ApiError) -> ServerFnError {
+        if let ApiError::Internal(cause) = &error {
+            tracing::error!(error = ?cause, "server function failed");
+        }
+        let retry = match &error {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        answer_status(error.status(), retry);
+        ServerFnError::ServerError(error.body().error)
+    }
+
+    /// Logs an unexpected failure and hides its details from the client.
+    pub fn internal(error: impl std::fmt::Debug) -> ServerFnError {
+        tracing::error!(error = ?error, "server function failed");
+        ServerFnError::ServerError(
+            "internal error; quote the X-Request-Id of this response when reporting it".into(),
+        )
+    }
+
+    /// Sets the response status (and `Retry-After`) for calls made by script. A plain form post
+    /// keeps the redirect that carries the error back to the page, so it is left alone.
+    pub fn answer_status(status: http::StatusCode, retry_after_secs: Option<u64>) {
+        let Some(parts) = use_context::<http::request::Parts>() else {
+            return;
+        };
+        let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
+            return;
+        };
+        let accepts_html = parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.contains("text/html"));
+        if accepts_html {
+            return;
+        }
+        response.set_status(status);
+        if let Some(secs) = retry_after_secs {
+            if let Ok(value) = http::HeaderValue::from_str(&secs.to_string()) {
+                response.insert_header(http::header::RETRY_AFTER, value);
+            }
+        }
+    }
+
+    /// The page-facing view of a principal.
+    pub fn current_user(principal: &Principal) -> CurrentUser {
+        CurrentUser {
+            email: principal.email.clone(),
+            tenant_name: principal.tenant_name.clone(),
+            roles: principal
+                .roles
+                .iter()
+                .map(|role| role.as_str().to_string())
+                .collect(),
+        }
+    }
+}

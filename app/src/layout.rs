@@ -1,0 +1,95 @@
+//! The signed-in layout: top bar, navigation by role, and the page.
+
+use leptos::prelude::*;
+use leptos_router::components::{Outlet, Redirect, A};
+
+use crate::account::{signed_in_user, CurrentUser, Logout};
+
+/// One navigation entry and the roles that see it.
+struct NavItem {
+    href: &'static str,
+    label: &'static str,
+    roles: &'static [&'static str],
+}
+
+/// Pages in navigation order; an entry shows only to users holding one of its roles.
+const NAV: &[NavItem] = &[
+    NavItem {
+        href: "/",
+        label: "Home",
+        roles: &["manager", "approver", "admin"],
+    },
+    NavItem {
+        href: "/chat",
+        label: "Chat",
+        roles: &["manager"],
+    },
+    NavItem {
+        href: "/users",
+        label: "Users",
+        roles: &["admin"],
+    },
+];
+
+/// Wraps every signed-in page; visitors are sent to the sign-in page.
+#[component]
+pub fn Layout() -> impl IntoView {
+    let user = Resource::new(|| (), |_| signed_in_user());
+
+    view! {
+        <Suspense fallback=|| view! { <p class="page-status">"Loading your workspace…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(user)) => view! { <SignedIn user /> }.into_any(),
+                    Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
+                    Err(error) => view! {
+                        <main class="page">
+                            <div class="error-panel" role="alert">
+                                <h1>"Siteline could not load your account"</h1>
+                                <p>{error.to_string()}</p>
+                                <p>"Reload the page; if it fails again, sign in anew."</p>
+                            </div>
+                        </main>
+                    }
+                    .into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SignedIn(user: CurrentUser) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    let nav: Vec<_> = NAV
+        .iter()
+        .filter(|item| item.roles.iter().any(|role| user.has(role)))
+        .map(|item| view! { <li><A href=item.href>{item.label}</A></li> })
+        .collect();
+    let email = user.email.clone();
+    let tenant = user.tenant_name.clone();
+    provide_context(user);
+
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">"Siteline"</a>
+            <span class="tenant">{tenant}</span>
+            <span class="spacer"></span>
+            <span class="user">{email}</span>
+            <ActionForm action=logout attr:class="logout">
+                <button type="submit" class="button secondary">"Log out"</button>
+            </ActionForm>
+        </header>
+        <div class="frame">
+            <details class="nav-fold" open>
+                <summary>"Menu"</summary>
+                <nav aria-label="Main">
+                    <ul>{nav}</ul>
+                </nav>
+            </details>
+            <main class="page">
+                <Outlet />
+            </main>
+        </div>
+    }
+}

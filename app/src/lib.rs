@@ -1,0 +1,64 @@
+//! Siteline's user interface: the routes, the pages and the server functions they call.
+//!
+//! Compiled twice: with `ssr` for the server (server functions run there and reach the backend
+//! through the `AppState` in Leptos context) and with `hydrate` for the browser.
+
+pub mod account;
+mod layout;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::layout::Layout;
+use crate::pages::{ChatPage, HomePage, LoginPage, NotFoundPage, UsersPage};
+
+/// The HTML document around the application, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: routes and the shared layout.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    // Effects run only in the browser, after hydration: the attribute tells people and tests
+    // that the page is interactive.
+    Effect::new(move |_| {
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/siteline.css" />
+        <Title text="Siteline" />
+        <Router>
+            <Routes fallback=NotFoundPage>
+                <Route path=path!("/login") view=LoginPage />
+                <ParentRoute path=path!("/") view=Layout>
+                    <Route path=path!("") view=HomePage />
+                    <Route path=path!("chat") view=ChatPage />
+                    <Route path=path!("users") view=UsersPage />
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,33 @@
+//! One module per page, each reading top to bottom as the user sees it.
+
+mod chat;
+mod home;
+mod login;
+mod not_found;
+mod users;
+
+pub use chat::ChatPage;
+pub use home::HomePage;
+pub use login::LoginPage;
+pub use not_found::NotFoundPage;
+pub use users::UsersPage;
+
+use leptos::prelude::*;
+
+use crate::account::CurrentUser;
+
+/// Shows `content` when the signed-in user holds `role`, otherwise explains who can open it.
+fn require_role(role: &'static str, content: impl IntoView + 'static) -> impl IntoView {
+    let user = use_context::<CurrentUser>();
+    if user.as_ref().is_some_and(|user| user.has(role)) {
+        content.into_any()
+    } else {
+        view! {
+            <div class="error-panel" role="alert">
+                <h1>"Not available to your account"</h1>
+                <p>{format!("This page is for the {role} role. Ask an admin of your tenant to grant it.")}</p>
+            </div>
+        }
+        .into_any()
+    }
+}

@@ -1,0 +1,200 @@
+//! Request-level security decisions, kept as pure functions so they are tested alone.
+
+use axum::http::{HeaderMap, Method};
+
+/// Why a cookie-authenticated write was refused, or `None` when it may proceed.
+///
+/// A state-changing request that carries cookies must come from this site: `Sec-Fetch-Site`,
+/// when present, must be `same-origin` (or `none`, a user-typed navigation), and `Origin`, when
+/// present, must be the request's own origin or a trusted one. A request with neither header is
+/// refused, because every current browser sends at least one on a cross-site write. Requests
+/// without cookies (bearer tokens, scripts) cannot ride a victim's session and are exempt.
+pub fn csrf_violation(
+    method: &Method,
+    headers: &HeaderMap,
+    trusted_origins: &[String],
+) -> Option<String> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    if !headers.contains_key(axum::http::header::COOKIE) {
+        return None;
+    }
+
+    let fetch_site = header_text(headers, "sec-fetch-site");
+    if let Some(site) = fetch_site {
+        if site != "same-origin" && site != "none" {
+            return Some(format!(
+                "cross-site request refused (Sec-Fetch-Site: {site}); send it from this site"
+            ));
+        }
+    }
+
+    match header_text(headers, "origin") {
+        Some(origin) => {
+            let own = header_text(headers, "host").map(|host| host.to_ascii_lowercase());
+            let origin_host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .map(|rest| rest.trim_end_matches('/').to_ascii_lowercase());
+            let same = origin_host.is_some() && origin_host == own;
+            let trusted = trusted_origins
+                .iter()
+                .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
+            if same || trusted {
+                None
+            } else {
+                Some(format!(
+                    "cross-site request refused (Origin: {origin}); send it from this site"
+                ))
+            }
+        }
+        None if fetch_site.is_some() => None,
+        None => Some(
+            "request with a session cookie but no Origin header refused; send Origin, or use \
+             a bearer token without cookies"
+                .to_string(),
+        ),
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// Whether an incoming `X-Request-Id` is safe to adopt as the correlation id: 1-64 characters
+/// of letters, digits, `-`, `_` or `.`, so it cannot inject anything into logs or headers.
+pub fn valid_request_id(raw: &str) -> bool {
+    (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn csrf_cases() {
+        let cases: &[(&Method, &[(&'static str, &'static str)], bool)] = &[
+            (
+                &Method::GET,
+                &[("cookie", "id=1"), ("origin", "https://evil.example")],
+                true,
+            ),
+            (&Method::POST, &[("origin", "https://evil.example")], true),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("host", "app.test"),
+                    ("origin", "https://app.test"),
+                ],
+                true,
+            ),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("host", "app.test"),
+                    ("origin", "https://evil.example"),
+                ],
+                false,
+            ),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("host", "app.test"),
+                    ("sec-fetch-site", "cross-site"),
+                ],
+                false,
+            ),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("host", "app.test"),
+                    ("sec-fetch-site", "same-site"),
+                ],
+                false,
+            ),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("host", "app.test"),
+                    ("sec-fetch-site", "same-origin"),
+                ],
+                true,
+            ),
+            (
+                &Method::DELETE,
+                &[("cookie", "id=1"), ("host", "app.test")],
+                false,
+            ),
+            (
+                &Method::POST,
+                &[("cookie", "id=1"), ("host", "app.test"), ("origin", "null")],
+                false,
+            ),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("host", "app.test:3000"),
+                    ("origin", "http://app.test:3000"),
+                ],
+                true,
+            ),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("host", "app.test:3000"),
+                    ("origin", "http://app.test:3001"),
+                ],
+                false,
+            ),
+        ];
+        for (method, pairs, allowed) in cases {
+            let verdict = csrf_violation(method, &headers(pairs), &[]);
+            assert_eq!(
+                verdict.is_none(),
+                *allowed,
+                "{method} {pairs:?}: {verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn csrf_trusted_origin_allowed() {
+        let map = headers(&[
+            ("cookie", "id=1"),
+            ("host", "internal:3000"),
+            ("origin", "https://siteline.example"),
+        ]);
+        assert!(
+            csrf_violation(&Method::POST, &map, &["https://siteline.example".into()]).is_none()
+        );
+    }
+
+    #[test]
+    fn request_id_validation() {
+        assert!(valid_request_id("0190f1c2-7a3b-7c4d-8e5f-0123456789ab"));
+        assert!(valid_request_id("job.42_retry"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("a b"));
+        assert!(!valid_request_id("x\r\ninjected: 1"));
+        assert!(!valid_request_id(&"a".repeat(65)));
+    }
+}

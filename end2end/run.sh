@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Runs the browser end-to-end tests against a freshly built Siteline server.
+#
+# It creates a throwaway database, migrates it, creates a tenant and one user per role,
+# starts the server on a free 127.0.0.1 port and runs `npm test` here. On exit it stops
+# the server and drops the database, and it exits with the status of the tests.
+#
+# Environment:
+#   SERVER_BIN          path to the built server binary
+#   LEPTOS_SITE_ROOT    the built site directory with the wasm bundle, passed to the server
+#   ADMIN_DATABASE_URL  PostgreSQL URL of a maintenance database, such as
+#                       postgres://postgres@127.0.0.1:54329/postgres; the test database is
+#                       created and dropped through it
+#   CHROMIUM_PATH       optional, the Chromium binary (default /usr/bin/chromium)
+#
+# The server log goes to end2end/screenshots/server.log, next to the screenshots.
+set -euo pipefail
+
+readonly READY_TIMEOUT_SECONDS=60
+readonly ROLES=(manager approver admin)
+
+E2E_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+readonly E2E_DIR
+readonly SCREENSHOT_DIR="$E2E_DIR/screenshots"
+readonly SERVER_LOG="$SCREENSHOT_DIR/server.log"
+
+fail() {
+  printf 'run.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+: "${SERVER_BIN:?is missing: set it to the built server binary, for example target/release/siteline}"
+: "${LEPTOS_SITE_ROOT:?is missing: set it to the built site directory, for example target/site}"
+: "${ADMIN_DATABASE_URL:?is missing: set it to a maintenance database URL, for example postgres://postgres@127.0.0.1:54329/postgres}"
+
+[[ -x "$SERVER_BIN" ]] || fail "SERVER_BIN=$SERVER_BIN is not an executable file. Build the server first."
+[[ -d "$LEPTOS_SITE_ROOT" ]] || fail "LEPTOS_SITE_ROOT=$LEPTOS_SITE_ROOT is not a directory. Build the site first."
+for tool in psql node npm curl; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed, and the end-to-end run needs it."
+done
+chromium_path=${CHROMIUM_PATH:-/usr/bin/chromium}
+[[ -x "$chromium_path" ]] ||
+  fail "Chromium is missing at $chromium_path. Install it with: apt-get install -y --no-install-recommends chromium"
+
+# Prints a random lowercase hex string of $1 bytes.
+random_hex() {
+  od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# Prints a random 32-character password of letters, digits, '-' and '_'.
+random_password() {
+  head -c 24 /dev/urandom | base64 | tr '+/' '-_'
+}
+
+# Runs one SQL statement against the maintenance database.
+admin_sql() {
+  psql -X -q -v ON_ERROR_STOP=1 -d "$ADMIN_DATABASE_URL" -c "$1"
+}
+
+# Prints ADMIN_DATABASE_URL with its database name replaced by $1, keeping any ?query.
+database_url_for() {
+  local without_query=${ADMIN_DATABASE_URL%%\?*}
+  local query=${ADMIN_DATABASE_URL:${#without_query}}
+  local scheme=${without_query%%://*}
+  local rest=${without_query#*://}
+  local authority=${rest%%/*}
+  printf '%s://%s/%s%s' "$scheme" "$authority" "$1" "$query"
+}
+
+# Prints a TCP port that is free on 127.0.0.1 right now. Another process could take it
+# before the server binds it, and then the server fails to start and logs the bind error.
+free_port() {
+  node -e '
+    const server = require("node:net").createServer();
+    server.listen(0, "127.0.0.1", () => {
+      console.log(server.address().port);
+      server.close();
+    });
+  '
+}
+
+show_server_log() {
+  if [[ -f "$SERVER_LOG" ]]; then
+    printf -- '--- last 50 lines of %s ---\n' "$SERVER_LOG" >&2
+    tail -n 50 "$SERVER_LOG" >&2
+    printf -- '--- end of server log ---\n' >&2
+  fi
+}
+
+database_name=""
+server_pid=""
+
+# Stops the server and drops the test database, then exits with the status the script had.
+# shellcheck disable=SC2317  # The EXIT trap calls it, which ShellCheck 0.9 does not see.
+cleanup() {
+  local status=$?
+  set +e
+
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid"
+    for _ in $(seq 50); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$server_pid" 2>/dev/null; then
+      printf 'run.sh: server (pid %s) did not exit within 5 s of SIGTERM, sending SIGKILL\n' "$server_pid" >&2
+      kill -KILL "$server_pid"
+    fi
+    wait "$server_pid" 2>/dev/null
+  fi
+
+  if [[ -n "$database_name" ]]; then
+    # WITH (FORCE) needs PostgreSQL 13 or newer and ends connections that a killed
+    # server may have left open. The plain form covers older servers.
+    if ! admin_sql "DROP DATABASE IF EXISTS \"$database_name\" WITH (FORCE)" 2>/dev/null &&
+      ! admin_sql "DROP DATABASE IF EXISTS \"$database_name\""; then
+      printf 'run.sh: failed to drop test database %s; drop it by hand through ADMIN_DATABASE_URL\n' \
+        "$database_name" >&2
+    fi
+  fi
+
+  exit "$status"
+}
+trap cleanup EXIT
+# Bash runs the EXIT trap on `exit`, so turning these signals into exits also cleans up.
+# NOTE: Bash handles a signal only after the foreground command returns. A SIGTERM sent to this
+# script alone therefore waits for `npm test`, which the per-test timeouts bound. Ctrl-C reaches
+# the whole process group and stops the tests at once.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$SCREENSHOT_DIR"
+# Screenshots left by an earlier run would be mistaken for this run's.
+rm -f "$SCREENSHOT_DIR"/*.png
+
+if [[ ! -d "$E2E_DIR/node_modules/playwright-core" ]]; then
+  (cd "$E2E_DIR" && npm ci --no-audit --no-fund)
+fi
+
+new_database_name="siteline_test_e2e_$(random_hex 8)"
+admin_sql "CREATE DATABASE \"$new_database_name\""
+# Set only after CREATE succeeded, so that cleanup never drops a database this run did not create.
+database_name=$new_database_name
+DATABASE_URL=$(database_url_for "$database_name")
+export DATABASE_URL
+echo "run.sh: created database $database_name"
+
+"$SERVER_BIN" migrate
+
+"$SERVER_BIN" admin create-tenant --slug e2e --name "E2E Facilities"
+declare -A passwords
+for role in "${ROLES[@]}"; do
+  passwords[$role]=$(random_password)
+  # The password goes through stdin so that it never shows in the process list.
+  printf '%s' "${passwords[$role]}" |
+    "$SERVER_BIN" admin create-user --tenant e2e --email "$role@e2e.test" --role "$role" --password-stdin
+done
+
+port=$(free_port)
+base_url="http://127.0.0.1:$port"
+LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT="$LEPTOS_SITE_ROOT" LOG_FORMAT=json \
+  "$SERVER_BIN" serve >"$SERVER_LOG" 2>&1 &
+server_pid=$!
+echo "run.sh: started server (pid $server_pid) on $base_url, log in $SERVER_LOG"
+
+deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
+until curl --silent --fail --output /dev/null --max-time 2 "$base_url/readyz"; do
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    show_server_log
+    fail "the server exited before $base_url/readyz answered 200. See the log above."
+  fi
+  if ((SECONDS >= deadline)); then
+    show_server_log
+    fail "$base_url/readyz did not answer 200 within $READY_TIMEOUT_SECONDS s. See the log above."
+  fi
+  sleep 0.5
+done
+echo "run.sh: server is ready"
+
+test_status=0
+(
+  cd "$E2E_DIR"
+  BASE_URL="$base_url" \
+    MANAGER_EMAIL="manager@e2e.test" MANAGER_PASSWORD="${passwords[manager]}" \
+    APPROVER_EMAIL="approver@e2e.test" APPROVER_PASSWORD="${passwords[approver]}" \
+    ADMIN_EMAIL="admin@e2e.test" ADMIN_PASSWORD="${passwords[admin]}" \
+    CHROMIUM_PATH="$chromium_path" \
+    npm test
+) || test_status=$?
+
+if ((test_status != 0)); then
+  show_server_log
+  echo "run.sh: the browser tests failed (status $test_status). Screenshots are in $SCREENSHOT_DIR" >&2
+fi
+exit "$test_status"

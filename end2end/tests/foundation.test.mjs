@@ -1,0 +1,108 @@
+// Browser journeys through login, the hydrated chat page and logout.
+// run.sh starts the server and sets BASE_URL and the MANAGER_* credentials.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import {
+  launchBrowser,
+  login,
+  requireEnv,
+  screenshot,
+  waitForHydration,
+  waitForPath,
+  waitForText,
+  withPage,
+} from '../lib/browser.mjs';
+
+// Bounds a whole journey. Each single wait inside it is bounded by WAIT_TIMEOUT_MS.
+const TEST_TIMEOUT_MS = 90_000;
+
+describe('foundation', () => {
+  let browser;
+  let baseUrl;
+  let managerEmail;
+  let managerPassword;
+
+  before(async () => {
+    baseUrl = requireEnv('BASE_URL');
+    managerEmail = requireEnv('MANAGER_EMAIL');
+    managerPassword = requireEnv('MANAGER_PASSWORD');
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  test('manager logs in, uses the hydrated control, logs out', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    await withPage(browser, t, {}, async (page) => {
+      await page.goto(new URL('/login', baseUrl).href);
+      await screenshot(page, 'manager-01-login-page');
+
+      await login(page, baseUrl, managerEmail, managerPassword);
+      await waitForPath(page, '/chat');
+      const topbar = page.locator('header.topbar');
+      await waitForText(topbar, managerEmail);
+      await waitForHydration(page);
+
+      // A full page load would discard this marker, so finding it after the clicks proves
+      // that the status changed through the hydrated event handler.
+      await page.evaluate(() => {
+        window.__noReload = 1;
+      });
+      const status = page.getByTestId('hydration-status');
+      const control = page.getByTestId('hydration-check');
+
+      await control.click();
+      await waitForText(status, 'clicked 1 time');
+      await control.click();
+      await waitForText(status, 'clicked 2 times');
+      assert.equal(
+        await page.evaluate(() => window.__noReload),
+        1,
+        'window.__noReload was cleared, so clicking the hydration check reloaded the page',
+      );
+      await screenshot(page, 'manager-02-chat-after-clicks');
+
+      await topbar.getByRole('button', { name: 'Log out', exact: true }).click();
+      await waitForPath(page, '/login');
+      await screenshot(page, 'manager-03-after-logout');
+
+      await page.goto(new URL('/chat', baseUrl).href);
+      await waitForPath(page, '/login');
+      await screenshot(page, 'manager-04-chat-signed-out');
+    });
+  });
+
+  test('login works before hydration', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    await withPage(browser, t, { javaScriptEnabled: false }, async (page) => {
+      await login(page, baseUrl, managerEmail, managerPassword, { hydrate: false });
+      await waitForPath(page, '/chat');
+
+      const heading = page.getByRole('heading', { level: 1 });
+      assert.equal((await heading.textContent())?.trim(), 'Chat', 'the /chat page has the wrong <h1>');
+      await waitForText(page.locator('header.topbar'), managerEmail);
+
+      // Without JavaScript the status keeps its server-rendered text, which shows that
+      // this page came from the server and not from the client-side router.
+      const status = page.getByTestId('hydration-status');
+      assert.equal((await status.textContent())?.trim(), 'Not checked yet');
+      await screenshot(page, 'no-js-01-chat');
+    });
+  });
+
+  test('wrong password shows an error', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    await withPage(browser, t, {}, async (page) => {
+      await login(page, baseUrl, managerEmail, `${managerPassword}-wrong`);
+
+      await waitForText(page.getByRole('alert'), 'Email or password is incorrect');
+      assert.equal(
+        new URL(page.url()).pathname,
+        '/login',
+        `a failed login left the login page for ${page.url()}`,
+      );
+      await screenshot(page, 'wrong-password-01-error');
+    });
+  });
+});

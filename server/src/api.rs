@@ -1,0 +1,140 @@
+//! REST API v1: thin handlers that authenticate, parse at the edge and call the backend.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use backend::accounts::{self, Principal, Role, UserSummary};
+use backend::conversations::{self, Conversation, ConversationType};
+use backend::http::{ApiError, ApiJson, ErrorBody};
+use backend::ids::{ConversationId, UserId};
+use backend::AppState;
+use serde::Deserialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The API routes, mounted under `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/me", get(me))
+        .route("/openapi.json", get(openapi))
+        .route("/users/{id}", get(get_user))
+        .route("/conversations", post(start_conversation))
+        .route("/conversations/{id}", get(get_conversation))
+        .fallback(unknown_route)
+}
+
+/// The OpenAPI description of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Siteline API", version = "1", description = "Conversational facility onboarding."),
+    paths(me, get_user, start_conversation, get_conversation),
+    components(schemas(ErrorBody, Principal, Role, UserSummary, Conversation, StartConversation, ConversationType)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []), ("session" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new(crate::router::SESSION_COOKIE),
+            )),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::NotFound("no such API route; see /api/v1/openapi.json".to_string())
+}
+
+/// The caller: user, tenant and roles.
+#[utoipa::path(get, path = "/api/v1/me", responses(
+    (status = 200, body = Principal),
+    (status = 401, body = ErrorBody),
+))]
+async fn me(principal: Principal) -> Json<Principal> {
+    Json(principal)
+}
+
+/// One user of the caller's tenant (admins only).
+#[utoipa::path(get, path = "/api/v1/users/{id}", params(("id" = String, Path, description = "User id (UUID)")), responses(
+    (status = 200, body = UserSummary),
+    (status = 400, body = ErrorBody),
+    (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+))]
+async fn get_user(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<UserSummary>, ApiError> {
+    let id = UserId::parse("id", &id)?;
+    principal.require_any(&[Role::Admin])?;
+    let user = accounts::find_user(&state.pool, principal.scope(), id).await?;
+    Ok(Json(user))
+}
+
+/// Body of `POST /api/v1/conversations`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartConversation {
+    /// The site to set up, e.g. WH-01.
+    pub site_code: String,
+    /// `new_site` or `update_site`.
+    pub conversation_type: ConversationType,
+}
+
+/// Starts a conversation about a site (managers only); 409 names the active one.
+#[utoipa::path(post, path = "/api/v1/conversations", request_body = StartConversation, responses(
+    (status = 201, body = Conversation),
+    (status = 400, body = ErrorBody),
+    (status = 403, body = ErrorBody),
+    (status = 409, body = ErrorBody),
+    (status = 413, body = ErrorBody),
+))]
+async fn start_conversation(
+    principal: Principal,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<StartConversation>,
+) -> Result<Response, ApiError> {
+    principal.require_any(&[Role::Manager])?;
+    let conversation = conversations::start(
+        &state.pool,
+        &principal,
+        &body.site_code,
+        body.conversation_type,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(conversation)).into_response())
+}
+
+/// One conversation of the caller's tenant.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", params(("id" = String, Path, description = "Conversation id (UUID)")), responses(
+    (status = 200, body = Conversation),
+    (status = 400, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+))]
+async fn get_conversation(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    let id = ConversationId::parse("id", &id)?;
+    let conversation = conversations::get(&state.pool, principal.scope(), id).await?;
+    Ok(Json(conversation))
+}

@@ -1,0 +1,275 @@
+//! The command line: subcommands, their flags, and what each runs.
+
+use std::io::Read;
+
+use backend::accounts::Role;
+use backend::AppState;
+use clap::{Parser, Subcommand, ValueEnum};
+use leptos::config::LeptosOptions;
+
+use crate::config::{DbArgs, LogFormat, WebArgs, WorkerArgs};
+use crate::{ops, router, telemetry, workers};
+
+/// Siteline: conversational onboarding for facility management.
+///
+/// Every flag can also be set through the environment variable shown with it.
+#[derive(Debug, Parser)]
+#[command(name = "server", version)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server and the background workers in one process (the default).
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        web: WebArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Run only the web server; scale it out beside separate `worker` processes.
+    Web {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        web: WebArgs,
+    },
+    /// Run only the background workers.
+    Worker {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Operator commands: tenants, users, tokens, demo data.
+    Admin {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// Role names accepted on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Facility manager.
+    Manager,
+    /// Approver of change sets and documents.
+    Approver,
+    /// Administrator.
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Manager => Role::Manager,
+            RoleArg::Approver => Role::Approver,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// Operator subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a tenant.
+    CreateTenant {
+        /// Short name: lowercase letters, digits and dashes.
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a user in a tenant; prints a generated password unless --password-stdin.
+    CreateUser {
+        /// Slug of the user's tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Email used to sign in.
+        #[arg(long)]
+        email: String,
+        /// Role; repeat the flag for several roles.
+        #[arg(long = "role", value_enum, required = true)]
+        roles: Vec<RoleArg>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create a personal API token for a user and print it once.
+    CreateToken {
+        /// Email of the token's owner.
+        #[arg(long)]
+        email: String,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+    },
+    /// Set a user's password; prints a generated one unless --password-stdin.
+    SetPassword {
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create the demo tenant and one user per role when missing (used by `make run`).
+    SeedDemo,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = match cli.command {
+        Some(command) => command,
+        // `server` with no subcommand behaves as `server serve`, taking flags from the environment.
+        None => Cli::parse_from(["server", "serve"])
+            .command
+            .expect("serve parses"),
+    };
+    let is_admin = matches!(command, Command::Admin { .. } | Command::Migrate { .. });
+    // Operator commands print results for people; their logs stay short unless asked.
+    telemetry::init(if is_admin {
+        LogFormat::Text
+    } else {
+        cli.log_format
+    });
+
+    match command {
+        Command::Serve { db, web, worker } => {
+            let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
+            let state = AppState::new(pool.clone(), web.settings());
+            let web_task = serve_web(state, &web);
+            let worker_task = workers::run(pool, worker, shutdown_signal());
+            let (web_result, worker_result) = tokio::join!(web_task, worker_task);
+            web_result.and(worker_result)
+        }
+        Command::Web { db, web } => {
+            let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
+            serve_web(AppState::new(pool, web.settings()), &web).await
+        }
+        Command::Worker { db, worker } => {
+            let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
+            workers::run(pool, worker, shutdown_signal()).await
+        }
+        Command::Migrate { db } => {
+            let pool = backend::db::connect(&db.database_url, 2).await?;
+            backend::db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { db, command } => {
+            let pool = backend::db::connect(&db.database_url, 2).await?;
+            run_admin(&pool, command).await
+        }
+    }
+}
+
+async fn run_admin(pool: &sqlx::PgPool, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateTenant { slug, name } => ops::create_tenant(pool, &slug, &name).await,
+        AdminCommand::CreateUser {
+            tenant,
+            email,
+            roles,
+            password_stdin,
+        } => {
+            let roles: Vec<Role> = roles.into_iter().map(Role::from).collect();
+            let password = password_stdin.then(read_password).transpose()?;
+            ops::create_user(pool, &tenant, &email, &roles, password).await
+        }
+        AdminCommand::CreateToken { email, name } => ops::create_token(pool, &email, &name).await,
+        AdminCommand::SetPassword {
+            email,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(read_password).transpose()?;
+            ops::set_password(pool, &email, password).await
+        }
+        AdminCommand::SeedDemo => ops::seed_demo(pool).await,
+    }
+}
+
+/// Reads a password from standard input, without its trailing newline.
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        anyhow::bail!(
+            "--password-stdin was given but standard input was empty; pipe the password in"
+        );
+    }
+    Ok(password)
+}
+
+/// The Leptos options for the site built into `web.site_root`.
+pub fn leptos_options(web: &WebArgs) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("siteline")
+        .site_root(web.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(web.addr)
+        .build()
+}
+
+/// Serves HTTP until a shutdown signal arrives.
+async fn serve_web(state: AppState, web: &WebArgs) -> anyhow::Result<()> {
+    let app = router::build(state, leptos_options(web));
+    let listener = tokio::net::TcpListener::bind(web.addr)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {error}; set LEPTOS_SITE_ADDR to a free address",
+                web.addr
+            )
+        })?;
+    tracing::info!(addr = %web.addr, "listening on http://{}", web.addr);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,135 @@
+//! Tower middleware: correlation ids, request metrics, CSRF and body-size checks.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use backend::http::{ApiError, CorrelationId};
+use backend::security::{csrf_violation, valid_request_id};
+use backend::AppState;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// Header carrying the correlation id in and out.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Adopts a valid incoming `X-Request-Id` or makes a UUIDv7, runs the request inside a span
+/// carrying it, records metrics, and echoes the id in the response.
+pub async fn correlation(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| valid_request_id(value))
+        .map(str::to_string)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    request.extensions_mut().insert(CorrelationId(id.clone()));
+
+    let route = route_label(request.uri().path());
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = %id,
+        method = %method,
+        path = %request.uri().path(),
+    );
+
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "request finished"
+        );
+    });
+    metrics::counter!(
+        "http_requests_total",
+        "method" => method.to_string(),
+        "route" => route.clone(),
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
+
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// Refuses cookie-authenticated writes from another origin (see `backend::security`).
+pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let verdict = csrf_violation(
+        request.method(),
+        request.headers(),
+        &state.settings.trusted_origins,
+    );
+    match verdict {
+        Some(reason) => {
+            tracing::warn!(reason, "request refused by the CSRF check");
+            ApiError::Forbidden(reason).into_response()
+        }
+        None => next.run(request).await,
+    }
+}
+
+/// Answers 413 in the API's error shape when `Content-Length` exceeds the JSON limit, before
+/// the body is read; bodies without a length are cut by axum's body limit instead.
+pub async fn json_body_limit(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = state.settings.json_body_limit;
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    match length {
+        Some(length) if length > limit => ApiError::TooLarge(format!(
+            "request body is {length} bytes, over the limit of {limit} bytes; send a smaller body"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// A coarse, bounded label for metrics: the API resource, or the kind of path. Ids in paths
+/// would make one time series per id, so they never reach a label.
+fn route_label(path: &str) -> String {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("api"), Some("v1"), Some(resource)) if !resource.is_empty() => {
+            format!("/api/v1/{resource}")
+        }
+        (Some("sfn"), _, _) => "/sfn".to_string(),
+        (Some("pkg"), _, _) => "/pkg".to_string(),
+        (Some(first @ ("healthz" | "readyz" | "metrics")), _, _) => format!("/{first}"),
+        _ => "page".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn route_labels_are_bounded() {
+        assert_eq!(
+            route_label("/api/v1/conversations/0190f1c2"),
+            "/api/v1/conversations"
+        );
+        assert_eq!(route_label("/sfn/login"), "/sfn");
+        assert_eq!(route_label("/readyz"), "/readyz");
+        assert_eq!(route_label("/chat"), "page");
+        assert_eq!(route_label("/"), "page");
+    }
+}

@@ -1,0 +1,129 @@
+//! The HTTP application: pages, server functions, REST API, health and metrics.
+
+use std::sync::OnceLock;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware as axum_middleware, Extension, Json, Router};
+use backend::sessions::PgSessionStore;
+use backend::AppState;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::{api, middleware};
+
+/// State of the page routes: Leptos needs its options, handlers need the app state.
+#[derive(Clone, axum::extract::FromRef)]
+pub struct WebState {
+    /// Leptos site options.
+    pub leptos: LeptosOptions,
+    /// The application state.
+    pub app: AppState,
+}
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "siteline_session";
+
+/// Builds the whole router around `state`, serving the site described by `leptos`.
+pub fn build(state: AppState, leptos: LeptosOptions) -> Router {
+    prometheus();
+    let settings = state.settings.clone();
+    let idle = time::Duration::try_from(settings.session_idle_timeout)
+        .unwrap_or(time::Duration::minutes(30));
+    let sessions = SessionManagerLayer::new(PgSessionStore::new(state.pool.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(settings.secure_cookies)
+        .with_path("/")
+        // Saving on every request moves the idle deadline forward with each use.
+        .with_always_save(true)
+        .with_expiry(Expiry::OnInactivity(idle));
+
+    let web_state = WebState {
+        leptos: leptos.clone(),
+        app: state.clone(),
+    };
+    let routes = generate_route_list(app::App);
+    let context_state = state.clone();
+    let pages = Router::new()
+        .leptos_routes_with_context(
+            &web_state,
+            routes,
+            move || provide_context(context_state.clone()),
+            {
+                let leptos = leptos.clone();
+                move || app::shell(leptos.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<WebState, _>(
+            app::shell,
+        ))
+        .with_state(web_state);
+
+    let api = api::router()
+        .layer(DefaultBodyLimit::max(settings.json_body_limit))
+        .layer(axum_middleware::from_fn_with_state(
+            state.clone(),
+            middleware::json_body_limit,
+        ));
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api.with_state(state.clone()))
+        .merge(pages)
+        .layer(axum_middleware::from_fn_with_state(
+            state.clone(),
+            middleware::csrf,
+        ))
+        .layer(sessions)
+        .layer(Extension(state.clone()))
+        .layer(axum_middleware::from_fn(middleware::correlation))
+        .with_state(state)
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers and the schema is current.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match backend::db::readiness(&state.pool).await {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(reason) => {
+            tracing::warn!(reason, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "not ready", "error": reason})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+async fn metrics() -> Response {
+    let body = prometheus().render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The process-wide metrics recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only when another recorder is already global, in which case that one records.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

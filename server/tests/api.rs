@@ -1,0 +1,375 @@
+//! The REST API and the security rules at its edge, through real HTTP.
+
+mod common;
+
+use backend::accounts::Role;
+use common::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn me_with_token_answers_tenant_and_roles() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = app.token(&tenant.email(Role::Approver)).await;
+
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["tenant_slug"], "acme");
+    assert_eq!(body["email"], "approver@acme.test");
+    assert_eq!(body["roles"], json!(["approver"]));
+}
+
+#[tokio::test]
+async fn me_without_credentials_answers_401() {
+    let app = TestApp::spawn().await;
+    let response = reqwest::get(app.url("/api/v1/me")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Bearer"));
+
+    let forged = reqwest::Client::new()
+        .get(app.url("/api/v1/me"))
+        .bearer_auth("slt_not-a-real-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn invalid_uuid_answers_400_naming_field() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = app.token(&tenant.email(Role::Manager)).await;
+
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/conversations/not-a-uuid"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["field"], "id");
+    assert_eq!(body["value"], "not-a-uuid");
+    assert!(body["error"].as_str().unwrap().contains("UUID"));
+}
+
+#[tokio::test]
+async fn oversized_json_answers_413() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = app.token(&tenant.email(Role::Manager)).await;
+    let body = json!({"site_code": "WH-01", "conversation_type": "new_site", "padding": "x".repeat(300 * 1024)});
+
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/conversations"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("limit"));
+}
+
+#[tokio::test]
+async fn cookie_post_from_other_origin_answers_403() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let browser = app.browser();
+    let login = app
+        .login(&browser, &tenant.email(Role::Manager), &tenant.password)
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let request = json!({"site_code": "WH-01", "conversation_type": "new_site"});
+
+    let evil = browser
+        .post(app.url("/api/v1/conversations"))
+        .header("origin", "https://evil.example")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    let body: Value = evil.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("evil.example"));
+
+    let cross_site = browser
+        .post(app.url("/sfn/logout"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+
+    // The same request from this site goes through, so the refusals above were about origin.
+    let same = browser
+        .post(app.url("/api/v1/conversations"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn bearer_request_is_exempt_from_origin_check() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = app.token(&tenant.email(Role::Manager)).await;
+
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/conversations"))
+        .bearer_auth(&token)
+        .header("origin", "https://evil.example")
+        .json(&json!({"site_code": "WH-01", "conversation_type": "new_site"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn conversation_start_then_conflict_names_active() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = app.token(&tenant.email(Role::Manager)).await;
+    let client = reqwest::Client::new();
+    let start = || {
+        client
+            .post(app.url("/api/v1/conversations"))
+            .bearer_auth(&token)
+            .json(&json!({"site_code": "wh-01", "conversation_type": "new_site"}))
+            .send()
+    };
+
+    let first = start().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let created: Value = first.json().await.unwrap();
+    assert_eq!(created["site_code"], "WH-01");
+    assert_eq!(created["state"], "started");
+
+    let second = start().await.unwrap();
+    assert_eq!(second.status(), StatusCode::CONFLICT);
+    let conflict: Value = second.json().await.unwrap();
+    assert_eq!(conflict["existing_id"], created["id"]);
+
+    let id = created["id"].as_str().unwrap();
+    let fetched = client
+        .get(app.url(&format!("/api/v1/conversations/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn bad_body_answers_400_naming_field() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let token = app.token(&tenant.email(Role::Manager)).await;
+
+    let response = reqwest::Client::new()
+        .post(app.url("/api/v1/conversations"))
+        .bearer_auth(&token)
+        .json(&json!({"site_code": "WH 01", "conversation_type": "new_site"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["field"], "site_code");
+    assert_eq!(body["value"], "WH 01");
+
+    let wrong_type = reqwest::Client::new()
+        .post(app.url("/api/v1/conversations"))
+        .bearer_auth(&token)
+        .json(&json!({"site_code": "WH-01", "conversation_type": "castle"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
+    let body: Value = wrong_type.json().await.unwrap();
+    assert_eq!(body["field"], "conversation_type");
+}
+
+#[tokio::test]
+async fn other_tenant_ids_answer_404() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant("acme").await;
+    let globex = app.tenant("globex").await;
+    let acme_manager = app.token(&acme.email(Role::Manager)).await;
+    let globex_admin = app.token(&globex.email(Role::Admin)).await;
+    let globex_manager = app.token(&globex.email(Role::Manager)).await;
+    let client = reqwest::Client::new();
+
+    let created: Value = client
+        .post(app.url("/api/v1/conversations"))
+        .bearer_auth(&acme_manager)
+        .json(&json!({"site_code": "WH-01", "conversation_type": "new_site"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversation = created["id"].as_str().unwrap();
+    let acme_user: String = sqlx::query_scalar("SELECT id::text FROM users WHERE email = $1")
+        .bind(acme.email(Role::Manager))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let foreign_conversation = client
+        .get(app.url(&format!("/api/v1/conversations/{conversation}")))
+        .bearer_auth(&globex_manager)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_conversation.status(), StatusCode::NOT_FOUND);
+
+    let foreign_user = client
+        .get(app.url(&format!("/api/v1/users/{acme_user}")))
+        .bearer_auth(&globex_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_user.status(), StatusCode::NOT_FOUND);
+
+    // The same ids answer 200 inside their own tenant.
+    let acme_admin = app.token(&acme.email(Role::Admin)).await;
+    let own_user = client
+        .get(app.url(&format!("/api/v1/users/{acme_user}")))
+        .bearer_auth(&acme_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own_user.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn roles_are_enforced() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let approver = app.token(&tenant.email(Role::Approver)).await;
+    let manager = app.token(&tenant.email(Role::Manager)).await;
+    let client = reqwest::Client::new();
+
+    let start = client
+        .post(app.url("/api/v1/conversations"))
+        .bearer_auth(&approver)
+        .json(&json!({"site_code": "WH-01", "conversation_type": "new_site"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::FORBIDDEN);
+    let body: Value = start.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("manager role"));
+
+    let users = client
+        .get(app.url(&format!("/api/v1/users/{}", uuid::Uuid::now_v7())))
+        .bearer_auth(&manager)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_request_id() {
+    let app = TestApp::spawn().await;
+
+    let health = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let generated = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+
+    let ready = reqwest::Client::new()
+        .get(app.url("/readyz"))
+        .header("x-request-id", "trace-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.headers()["x-request-id"], "trace-abc.123");
+
+    let hostile = reqwest::Client::new()
+        .get(app.url("/healthz"))
+        .header("x-request-id", "has spaces and ; semicolons")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        hostile.headers()["x-request-id"],
+        "has spaces and ; semicolons"
+    );
+
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn readiness_fails_when_migrations_missing() {
+    let app = TestApp::spawn().await;
+    sqlx::query("DELETE FROM _sqlx_migrations")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let ready = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("server migrate"));
+}
+
+#[tokio::test]
+async fn openapi_lists_routes() {
+    let app = TestApp::spawn().await;
+    let spec: Value = reqwest::get(app.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/v1/me",
+        "/api/v1/conversations",
+        "/api/v1/conversations/{id}",
+        "/api/v1/users/{id}",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "missing {path}");
+    }
+    assert!(spec["components"]["securitySchemes"]
+        .get("bearer")
+        .is_some());
+}
+
+#[tokio::test]
+async fn unknown_api_route_answers_json_404() {
+    let app = TestApp::spawn().await;
+    let response = reqwest::get(app.url("/api/v1/nothing-here")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("openapi.json"));
+}

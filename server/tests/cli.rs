@@ -1,0 +1,209 @@
+//! The `server` binary's operator commands, run as a separate process.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::TestApp;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Runs `server` with `args` against the test database, feeding `stdin`; returns stdout.
+fn run(app_db: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("DATABASE_URL", app_db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn database_url(app: &TestApp) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let mut url = reqwest::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+#[tokio::test]
+async fn admin_commands_create_tenant_user_and_token() {
+    let app = TestApp::spawn().await;
+    let db = database_url(&app).await;
+
+    let (ok, out, err) = run(
+        &db,
+        &[
+            "admin",
+            "create-tenant",
+            "--slug",
+            "acme",
+            "--name",
+            "Acme Ltd",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created tenant acme"), "{out}");
+
+    let (ok, out, err) = run(
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--tenant",
+            "acme",
+            "--email",
+            "Boss@Acme.test",
+            "--role",
+            "manager",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("boss@acme.test"), "{out}");
+    assert!(
+        !out.contains("a long enough password"),
+        "a given password is never echoed"
+    );
+
+    let (ok, out, err) = run(
+        &db,
+        &[
+            "admin",
+            "create-token",
+            "--email",
+            "boss@acme.test",
+            "--name",
+            "ci",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let token = out.lines().last().unwrap().trim().to_string();
+    assert!(token.starts_with("slt_"), "{out}");
+
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE token_hash = sha256($1::bytea)")
+            .bind(token.as_bytes())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 1, "only the hash is stored");
+
+    let me = reqwest::Client::new()
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let body: Value = me.json().await.unwrap();
+    assert_eq!(body["tenant_slug"], "acme");
+    assert_eq!(body["roles"], serde_json::json!(["manager", "admin"]));
+}
+
+#[tokio::test]
+async fn seed_demo_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let db = database_url(&app).await;
+
+    let (ok, first, err) = run(&db, &["admin", "seed-demo"], None);
+    assert!(ok, "{err}");
+    assert_eq!(first.matches("password:").count(), 3, "{first}");
+
+    let (ok, second, err) = run(&db, &["admin", "seed-demo"], None);
+    assert!(ok, "{err}");
+    assert_eq!(second.matches("password unchanged").count(), 3, "{second}");
+
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 3);
+}
+
+#[tokio::test]
+async fn bad_input_exits_with_clear_error() {
+    let app = TestApp::spawn().await;
+    let db = database_url(&app).await;
+
+    let (ok, _, err) = run(
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--tenant",
+            "missing",
+            "--email",
+            "a@b.test",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("no tenant with slug missing"), "{err}");
+
+    let (ok, _, err) = run(
+        &db,
+        &[
+            "admin",
+            "create-tenant",
+            "--slug",
+            "Bad Slug!",
+            "--name",
+            "x",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("slug must be"), "{err}");
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let output = Command::new(env!("CARGO_BIN_EXE_server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in ["serve", "web", "worker", "migrate", "admin"] {
+        assert!(help.contains(command), "missing {command} in:\n{help}");
+    }
+    let admin = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["admin", "--help"])
+        .output()
+        .unwrap();
+    let admin_help = String::from_utf8_lossy(&admin.stdout);
+    for command in ["create-tenant", "create-user", "create-token", "seed-demo"] {
+        assert!(
+            admin_help.contains(command),
+            "missing {command} in:\n{admin_help}"
+        );
+    }
+}
