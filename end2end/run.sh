@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the browser end-to-end tests against a freshly built Siteline server.
 #
-# It creates a throwaway database, migrates it, creates a tenant and one user per role,
+# It creates a throwaway database, migrates it, seeds the demo tenant as `make run` does,
 # starts the server on a free 127.0.0.1 port and runs `npm test` here. On exit it stops
 # the server and drops the database, and it exits with the status of the tests.
 #
@@ -47,10 +47,6 @@ random_hex() {
   od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
 }
 
-# Prints a random 32-character password of letters, digits, '-' and '_'.
-random_password() {
-  head -c 24 /dev/urandom | base64 | tr '+/' '-_'
-}
 
 # Runs one SQL statement against the maintenance database.
 admin_sql() {
@@ -147,13 +143,17 @@ echo "run.sh: created database $database_name"
 
 "$SERVER_BIN" migrate
 
-"$SERVER_BIN" admin create-tenant --slug e2e --name "E2E Facilities"
-declare -A passwords
+# The same seeding `make run` does, so the journeys sign in as the demo users a new user gets.
+seed_output=$("$SERVER_BIN" admin seed-demo)
+declare -A emails passwords
 for role in "${ROLES[@]}"; do
-  passwords[$role]=$(random_password)
-  # The password goes through stdin so that it never shows in the process list.
-  printf '%s' "${passwords[$role]}" |
-    "$SERVER_BIN" admin create-user --tenant e2e --email "$role@e2e.test" --role "$role" --password-stdin
+  # Lines read: demo <role> <email>  password: <password>  (shown once)
+  line=$(grep -E "^demo +$role " <<<"$seed_output") ||
+    fail "admin seed-demo printed no line for the $role user"
+  emails[$role]=$(awk '{print $3}' <<<"$line")
+  passwords[$role]=$(sed -E 's/.*password: ([^ ]+).*/\1/' <<<"$line")
+  [[ -n "${passwords[$role]}" && "${passwords[$role]}" != "$line" ]] ||
+    fail "admin seed-demo printed no password for the $role user"
 done
 
 port=$(free_port)
@@ -181,9 +181,9 @@ test_status=0
 (
   cd "$E2E_DIR"
   BASE_URL="$base_url" \
-    MANAGER_EMAIL="manager@e2e.test" MANAGER_PASSWORD="${passwords[manager]}" \
-    APPROVER_EMAIL="approver@e2e.test" APPROVER_PASSWORD="${passwords[approver]}" \
-    ADMIN_EMAIL="admin@e2e.test" ADMIN_PASSWORD="${passwords[admin]}" \
+    MANAGER_EMAIL="${emails[manager]}" MANAGER_PASSWORD="${passwords[manager]}" \
+    APPROVER_EMAIL="${emails[approver]}" APPROVER_PASSWORD="${passwords[approver]}" \
+    ADMIN_EMAIL="${emails[admin]}" ADMIN_PASSWORD="${passwords[admin]}" \
     CHROMIUM_PATH="$chromium_path" \
     npm test
 ) || test_status=$?

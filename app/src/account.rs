@@ -15,7 +15,7 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
-    /// Whether the user holds the role named `role`.
+    /// Checks whether the user has the role named `role`.
     pub fn has(&self, role: &str) -> bool {
         self.roles.iter().any(|held| held == role)
     }
@@ -155,7 +155,7 @@ pub mod ssr {
             .map_err(ServerFnError::from)
     }
 
-    /// The authenticated caller, through the same extractor as the REST API; answers 401 when
+    /// The authenticated caller, through the same extractor as the REST API; returns 401 when
     /// there is none.
     pub async fn principal() -> Result<Principal, ServerFnError> {
         let Some(parts) = use_context::<http::request::Parts>() else {

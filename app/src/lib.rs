@@ -10,7 +10,7 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use crate::layout::Layout;
 use crate::pages::{ChatPage, HomePage, LoginPage, NotFoundPage, UsersPage};
@@ -38,8 +38,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
 
-    // Effects run only in the browser, after hydration: the attribute tells people and tests
+    // Effects run only in the browser, after hydration: the attribute shows people and tests
     // that the page is interactive.
     Effect::new(move |_| {
         if let Some(root) = document().document_element() {
@@ -53,12 +55,35 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=NotFoundPage>
                 <Route path=path!("/login") view=LoginPage />
-                <ParentRoute path=path!("/") view=Layout>
+                // Signed-in pages render once the account is known, so a visitor gets a real
+                // redirect to the sign-in page instead of a streamed shell.
+                <ParentRoute path=path!("/") view=Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=HomePage />
                     <Route path=path!("chat") view=ChatPage />
                     <Route path=path!("users") view=UsersPage />
                 </ParentRoute>
             </Routes>
         </Router>
+    }
+}
+
+/// Sets a strict Content-Security-Policy on the page response: scripts only from this origin or
+/// carrying this response's nonce (the hydration scripts do), no plugins, no framing, and no
+/// images, styles or connections from other hosts.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
+    let nonce = leptos::nonce::use_nonce()
+        .map(|nonce| format!(" 'nonce-{}'", &*nonce))
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }

@@ -1,6 +1,6 @@
 //! Conversation sessions: one per user and site at a time.
 //!
-//! This module holds the session records; the turn-by-turn assistant is built on top of it.
+//! This module stores the session records; the turn-by-turn assistant is built on top of it.
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -100,7 +100,7 @@ pub fn parse_site_code(raw: &str) -> Result<String, ApiError> {
 const COLUMNS: &str =
     "id, user_id, site_code, conversation_type, state, collected_data, version, created_at";
 
-/// Starts a conversation for the caller, or answers 409 with the id of their active one for
+/// Starts a conversation for the caller, or returns 409 with the id of their active one for
 /// the same site.
 pub async fn start(
     pool: &PgPool,
@@ -146,7 +146,7 @@ pub async fn start(
     })
 }
 
-/// Finds a conversation of the scoped tenant; another tenant's answers 404.
+/// Finds a conversation of the scoped tenant; another tenant's returns 404.
 pub async fn get(
     pool: &PgPool,
     scope: Scope,

@@ -53,7 +53,7 @@ uuid_id!(
     ConversationId
 );
 
-/// Parses `raw` as a UUID, or answers 400 naming `field` and the (truncated) value.
+/// Parses `raw` as a UUID, or returns 400 naming `field` and the (truncated) value.
 pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw.trim()).map_err(|_| {
         ApiError::invalid(

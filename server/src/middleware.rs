@@ -80,7 +80,7 @@ pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -
     }
 }
 
-/// Answers 413 in the API's error shape when `Content-Length` exceeds the JSON limit, before
+/// Returns 413 in the API's error shape when `Content-Length` exceeds the JSON limit, before
 /// the body is read; bodies without a length are cut by axum's body limit instead.
 pub async fn json_body_limit(
     State(state): State<AppState>,

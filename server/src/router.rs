@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware as axum_middleware, Extension, Json, Router};
@@ -13,6 +13,7 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
@@ -86,16 +87,28 @@ pub fn build(state: AppState, leptos: LeptosOptions) -> Router {
         ))
         .layer(sessions)
         .layer(Extension(state.clone()))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .layer(axum_middleware::from_fn(middleware::correlation))
         .with_state(state)
 }
 
-/// Liveness: the process answers.
+/// Returns 200 while the process is up (liveness).
 async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers and the schema is current.
+/// Returns 200 when the database responds and the schema is current (readiness).
 async fn readyz(State(state): State<AppState>) -> Response {
     match backend::db::readiness(&state.pool).await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),

@@ -115,12 +115,12 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Whether the caller holds `role`.
+    /// Checks whether the caller has `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
 
-    /// Answers 403 unless the caller holds one of `roles`.
+    /// Returns 403 unless the caller has one of `roles`.
     pub fn require_any(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.iter().any(|role| self.has(*role)) {
             return Ok(());
@@ -168,7 +168,7 @@ pub struct UserSummary {
     pub created_at: time::OffsetDateTime,
 }
 
-/// Creates a tenant; answers 409 when the slug is taken.
+/// Creates a tenant; returns 409 when the slug is taken.
 pub async fn create_tenant(pool: &PgPool, slug: &str, name: &str) -> Result<Tenant, ApiError> {
     let slug = slug.trim().to_lowercase();
     let valid_slug = (2..=63).contains(&slug.len())
@@ -224,7 +224,7 @@ impl Tenant {
     }
 }
 
-/// Creates a user in the scoped tenant; answers 409 when the email is taken.
+/// Creates a user in the scoped tenant; returns 409 when the email is taken.
 pub async fn create_user(
     pool: &PgPool,
     scope: Scope,
@@ -286,7 +286,7 @@ fn principal_from_row(row: (UserId, TenantId, String, String, String, Vec<String
     }
 }
 
-/// Finds a user of the scoped tenant; another tenant's user answers 404 like an unknown one.
+/// Finds a user of the scoped tenant; another tenant's user returns 404 like an unknown one.
 pub async fn find_user(pool: &PgPool, scope: Scope, id: UserId) -> Result<UserSummary, ApiError> {
     sqlx::query_as::<_, UserSummary>(
         "SELECT id, email, roles, created_at FROM users WHERE tenant_id = $1 AND id = $2",

@@ -1,10 +1,10 @@
-//! The one error type every REST route and server function answers with.
+//! The one error type that every REST route and server function returns.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// Longest excerpt of an offending value echoed back in an error.
+/// Maximum length, in characters, of an offending value echoed back in an error.
 const VALUE_EXCERPT_CHARS: usize = 64;
 
 /// The JSON error shape: a plain sentence, and the field and value at fault when there is one.
@@ -23,7 +23,7 @@ pub struct ErrorBody {
     pub existing_id: Option<String>,
 }
 
-/// A request failure. Each variant's doc names the status it answers with; internal causes are
+/// A request failure. Each variant's doc names the status it returns; internal causes are
 /// logged and never sent to the client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -89,7 +89,7 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status this error answers with.
+    /// The HTTP status this error returns.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,

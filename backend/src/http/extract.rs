@@ -125,7 +125,7 @@ async fn principal_from_session(
     Ok(accounts::load_principal(&state.pool, user_id).await?)
 }
 
-/// A JSON request body whose failures answer in the API's error shape: 413 over the size limit,
+/// A JSON request body whose failures respond in the API's error shape: 413 over the size limit,
 /// 400 for malformed JSON or wrong types (naming the field when serde reports one).
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every check `make test` runs, in order: formatting, lints, unit and integration tests
+# against real PostgreSQL, then the browser journeys against the built site.
+set -euo pipefail
+
+: "${DATABASE_URL:?is missing: run this through scripts/with-db.sh, or set it}"
+: "${CARGO_TARGET_DIR:?is missing: run this through make}"
+here=$(cd -- "$(dirname -- "$0")" && pwd)
+root=$(dirname -- "$here")
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [[ -n "${SITELINE_LOCAL_PG:-}" ]]; then
+  step "dropping test databases left by earlier runs"
+  scripts/local-pg.sh drop-test-dbs
+fi
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "unit and integration tests"
+cargo test --all-targets
+
+step "building the site for the browser tests"
+cargo leptos build
+
+step "browser journeys (Chromium)"
+# The test databases are created and dropped through the server's maintenance database.
+admin_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/postgres")))' "$DATABASE_URL")
+SERVER_BIN="$CARGO_TARGET_DIR/debug/server" \
+  LEPTOS_SITE_ROOT="$root/target/site" \
+  ADMIN_DATABASE_URL="$admin_url" \
+  end2end/run.sh
