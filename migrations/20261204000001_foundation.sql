@@ -30,6 +30,9 @@ CREATE TABLE users (
     disabled_at    timestamptz
 );
 CREATE UNIQUE INDEX users_email_key ON users (email);
+-- Lets other tables reference (tenant_id, user_id) together, so a row can never point at a
+-- user of another tenant.
+ALTER TABLE users ADD CONSTRAINT users_tenant_id_id_key UNIQUE (tenant_id, id);
 -- Tenant-scoped listings (the Users page) filter by tenant first.
 CREATE INDEX users_tenant_idx ON users (tenant_id, created_at);
 
@@ -39,12 +42,13 @@ CREATE INDEX users_tenant_idx ON users (tenant_id, created_at);
 CREATE TABLE api_tokens (
     id            uuid PRIMARY KEY,
     tenant_id     uuid NOT NULL REFERENCES tenants (id),
-    user_id       uuid NOT NULL REFERENCES users (id),
+    user_id       uuid NOT NULL,
     name          text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
     token_hash    bytea NOT NULL UNIQUE,
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_used_at  timestamptz,
-    revoked_at    timestamptz
+    revoked_at    timestamptz,
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
 );
 CREATE INDEX api_tokens_user_idx ON api_tokens (tenant_id, user_id);
 
@@ -76,7 +80,7 @@ CREATE INDEX sessions_expiry_idx ON sessions (expiry_date);
 CREATE TABLE conversation_sessions (
     id                 uuid PRIMARY KEY,
     tenant_id          uuid NOT NULL REFERENCES tenants (id),
-    user_id            uuid NOT NULL REFERENCES users (id),
+    user_id            uuid NOT NULL,
     site_code          text NOT NULL CHECK (site_code ~ '^[A-Z0-9][A-Z0-9_-]{0,31}$'),
     conversation_type  text NOT NULL CHECK (conversation_type IN ('new_site', 'update_site')),
     state              text NOT NULL CHECK (state IN ('started', 'in_progress',
@@ -87,7 +91,8 @@ CREATE TABLE conversation_sessions (
     -- Optimistic concurrency: every update bumps it and checks the previous value.
     version            integer NOT NULL DEFAULT 1,
     created_at         timestamptz NOT NULL DEFAULT now(),
-    updated_at         timestamptz NOT NULL DEFAULT now()
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
 );
 -- One active conversation per user and site: a second start collides here and answers 409.
 CREATE UNIQUE INDEX conversation_sessions_one_active

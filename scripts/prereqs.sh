@@ -158,6 +158,18 @@ ensure_apt_packages() {
       note_install chromium-driver "WebDriver for the end-to-end tests"
       packages+=(chromium-driver)
     fi
+    if ! command -v curl >/dev/null; then
+      note_install curl "end2end/run.sh polls the server's /readyz with it"
+      packages+=(curl)
+    fi
+    if ! command -v node >/dev/null; then
+      note_install nodejs "runs the end-to-end tests and end2end/run.sh's free-port helper"
+      packages+=(nodejs)
+    fi
+    if ! command -v npm >/dev/null; then
+      note_install npm "installs Playwright into end2end/ and runs the end-to-end tests"
+      packages+=(npm)
+    fi
   fi
   if ((${#packages[@]} > 0)); then
     apt_install "${packages[@]}"
@@ -229,6 +241,22 @@ ensure_wasm_target() {
   if ! (cd "$SITELINE_REPO_ROOT" && rustup target list --installed) | grep -qx wasm32-unknown-unknown; then
     note_install "rust target wasm32-unknown-unknown" "cargo-leptos compiles the hydrating front end to wasm"
     (cd "$SITELINE_REPO_ROOT" && run_logged rustup-target rustup target add wasm32-unknown-unknown)
+  fi
+}
+
+# `make test` runs cargo fmt and cargo clippy, which the minimal rustup profile
+# leaves out.
+ensure_rust_components() {
+  local installed component missing=()
+  installed="$(cd "$SITELINE_REPO_ROOT" && rustup component list --installed)"
+  for component in rustfmt clippy; do
+    if ! grep -Eq "^$component(-|\$)" <<<"$installed"; then
+      note_install "rust component $component" "make test runs cargo fmt and cargo clippy"
+      missing+=("$component")
+    fi
+  done
+  if ((${#missing[@]} > 0)); then
+    (cd "$SITELINE_REPO_ROOT" && run_logged rustup-components rustup component add "${missing[@]}")
   fi
 }
 
@@ -313,8 +341,21 @@ ensure_wasm_opt() {
 
 # --- end-to-end tests -------------------------------------------------------------
 
+# Warns when node is older than 20, because playwright-core exits at once on an
+# older Node, such as Debian bookworm's nodejs 18.
+warn_old_node() {
+  local version major
+  version="$(node --version)"
+  major="${version#v}"
+  major="${major%%.*}"
+  if ((major < 20)); then
+    warn "node $version is older than the Node 20 that playwright-core needs, so the end-to-end tests will fail: install Node.js 20 or newer"
+  fi
+}
+
 ensure_end2end_packages() {
   local dir="$SITELINE_REPO_ROOT/end2end"
+  warn_old_node
   [[ -d "$dir/node_modules/playwright-core" ]] && return
   [[ -f "$dir/package.json" ]] || die "--e2e given, but $dir/package.json is missing: add the end2end package first"
   command -v npm >/dev/null || die "npm not found on PATH: install Node.js 20 with npm"
@@ -338,6 +379,7 @@ main() {
   ensure_apt_packages
   ensure_pgvector
   ensure_wasm_target
+  ensure_rust_components
   if [[ "$WANT_E2E" == 1 ]]; then
     ensure_end2end_packages
   fi
@@ -351,14 +393,14 @@ main() {
 
   local vector_version
   vector_version="$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(pgvector_control "$PG_MAJOR")")"
-  local summary="PostgreSQL $PG_MAJOR, pgvector $vector_version, wasm32 target"
+  local summary="PostgreSQL $PG_MAJOR, pgvector $vector_version, wasm32 target, rustfmt, clippy"
   summary+=", $(cargo leptos --version 2>/dev/null | head -n 1)"
   summary+=", $(wasm-bindgen --version)"
   if [[ "$WANT_RELEASE" == 1 ]]; then
     summary+=", wasm-opt $WASM_OPT_BINARYEN_VERSION"
   fi
   if [[ "$WANT_E2E" == 1 ]]; then
-    summary+=", chromium, chromedriver, end2end packages"
+    summary+=", chromium, chromedriver, curl, node $(node --version), npm $(npm --version), end2end packages"
   fi
 
   if ((${#INSTALLED[@]} == 0)); then

@@ -29,8 +29,12 @@ step "building the site for the browser tests"
 cargo leptos build
 
 step "browser journeys (Chromium)"
-# The test databases are created and dropped through the server's maintenance database.
-admin_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/postgres")))' "$DATABASE_URL")
+# The test databases are created and dropped through the server's maintenance database:
+# DATABASE_URL with its database name replaced by postgres, keeping any ?query.
+url_without_query=${DATABASE_URL%%\?*}
+url_query=${DATABASE_URL:${#url_without_query}}
+url_rest=${url_without_query#*://}
+admin_url="${url_without_query%%://*}://${url_rest%%/*}/postgres$url_query"
 SERVER_BIN="$CARGO_TARGET_DIR/debug/server" \
   LEPTOS_SITE_ROOT="$root/target/site" \
   ADMIN_DATABASE_URL="$admin_url" \

@@ -45,7 +45,7 @@ pub struct UserRow {
 #[server(prefix = "/sfn", endpoint = "login")]
 pub async fn login(email: String, password: String) -> Result<(), ServerFnError> {
     use backend::accounts::{self, LoginError};
-    use backend::http::{ClientMeta, SESSION_SIGNED_IN_AT, SESSION_USER_ID};
+    use backend::http::{ApiError, ClientMeta, SESSION_SIGNED_IN_AT, SESSION_USER_ID};
 
     let state = ssr::state()?;
     let session: tower_sessions::Session = ssr::extract().await?;
@@ -54,18 +54,14 @@ pub async fn login(email: String, password: String) -> Result<(), ServerFnError>
     let principal =
         match accounts::login(&state.pool, &state.settings, &email, &password, &client.ip).await {
             Ok(principal) => principal,
-            Err(LoginError::Throttled { retry_after_secs }) => {
-                let error = LoginError::Throttled { retry_after_secs };
-                ssr::answer_status(http::StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs));
-                return Err(ServerFnError::ServerError(error.to_string()));
-            }
+            // The page shows the login error's own sentence, not the API's generic 401 text.
             Err(LoginError::BadCredentials) => {
                 ssr::answer_status(http::StatusCode::UNAUTHORIZED, None);
                 return Err(ServerFnError::ServerError(
                     LoginError::BadCredentials.to_string(),
                 ));
             }
-            Err(LoginError::Internal(error)) => return Err(ssr::internal(error)),
+            Err(error) => return Err(ssr::api_error(ApiError::from(error))),
         };
 
     // A new id at sign-in: a cookie planted or captured before sign-in never becomes a
@@ -96,26 +92,30 @@ pub async fn logout() -> Result<(), ServerFnError> {
     Ok(())
 }
 
-/// The signed-in user, or `None` for a visitor.
+/// Returns the signed-in user, or `None` for a visitor (a normal answer, not an error).
 #[server(prefix = "/sfn", endpoint = "me")]
 pub async fn signed_in_user() -> Result<Option<CurrentUser>, ServerFnError> {
-    Ok(ssr::principal()
-        .await
-        .ok()
-        .map(|principal| ssr::current_user(&principal)))
+    use backend::http::{AnyRole, Authorized};
+
+    let caller = ssr::extract_parts::<Authorized<AnyRole>>().await;
+    match caller {
+        Ok(caller) => Ok(Some(ssr::current_user(caller.principal()))),
+        Err(backend::http::ApiError::Unauthenticated) => Ok(None),
+        Err(error) => Err(ssr::api_error(error)),
+    }
 }
 
-/// The users of the caller's tenant; admins only.
+/// Lists the users of the caller's tenant; admins only.
 #[server(prefix = "/sfn", endpoint = "users")]
 pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
-    use backend::accounts::{self, Role};
+    use backend::accounts;
+    use backend::http::{AdminRole, Authorized};
 
-    let principal = ssr::principal().await?;
-    principal
-        .require_any(&[Role::Admin])
+    let caller = ssr::extract_parts::<Authorized<AdminRole>>()
+        .await
         .map_err(ssr::api_error)?;
     let state = ssr::state()?;
-    let users = accounts::list_users(&state.pool, principal.scope())
+    let users = accounts::list_users(&state.pool, caller.scope())
         .await
         .map_err(ssr::api_error)?;
     Ok(users
@@ -155,16 +155,18 @@ pub mod ssr {
             .map_err(ServerFnError::from)
     }
 
-    /// The authenticated caller, through the same extractor as the REST API; returns 401 when
-    /// there is none.
-    pub async fn principal() -> Result<Principal, ServerFnError> {
-        let Some(parts) = use_context::<http::request::Parts>() else {
-            return Err(ServerFnError::ServerError("request parts missing".into()));
+    /// Runs an extractor whose rejection is an `ApiError`, such as `Authorized`, the same one
+    /// the REST API uses.
+    pub async fn extract_parts<T>() -> Result<T, ApiError>
+    where
+        T: axum::extract::FromRequestParts<(), Rejection = ApiError>,
+    {
+        let Some(mut parts) = use_context::<http::request::Parts>() else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "request parts missing from context"
+            )));
         };
-        let mut parts = parts;
-        <Principal as axum::extract::FromRequestParts<()>>::from_request_parts(&mut parts, &())
-            .await
-            .map_err(api_error)
+        T::from_request_parts(&mut parts, &()).await
     }
 
     /// Converts a backend error to a server-function error, setting the HTTP status.
@@ -190,8 +192,8 @@ pub mod ssr {
         )
     }
 
-    /// Sets the response status (and `Retry-After`) for calls made by script. A plain form post
-    /// keeps the redirect that carries the error back to the page, so it is left alone.
+    /// Sets `Retry-After` when given, and the response status for calls made by script. A plain
+    /// form post keeps the redirect status that carries the error back to the page.
     pub fn answer_status(status: http::StatusCode, retry_after_secs: Option<u64>) {
         let Some(parts) = use_context::<http::request::Parts>() else {
             return;
@@ -199,19 +201,18 @@ pub mod ssr {
         let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
             return;
         };
+        if let Some(secs) = retry_after_secs {
+            if let Ok(value) = http::HeaderValue::from_str(&secs.to_string()) {
+                response.insert_header(http::header::RETRY_AFTER, value);
+            }
+        }
         let accepts_html = parts
             .headers
             .get(http::header::ACCEPT)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.contains("text/html"));
-        if accepts_html {
-            return;
-        }
-        response.set_status(status);
-        if let Some(secs) = retry_after_secs {
-            if let Ok(value) = http::HeaderValue::from_str(&secs.to_string()) {
-                response.insert_header(http::header::RETRY_AFTER, value);
-            }
+        if !accepts_html {
+            response.set_status(status);
         }
     }
 

@@ -35,20 +35,25 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reports whether the database answers and every embedded migration has been applied.
+/// Checks that the database responds and every embedded migration has been applied.
 pub async fn readiness(pool: &PgPool) -> Result<(), String> {
-    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(pool)
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
             .await
             .map_err(|error| format!("database not reachable or not migrated: {error}"))?;
 
-    match applied {
-        Some(version) if version >= latest => Ok(()),
-        Some(version) => Err(format!(
-            "migrations pending: database at {version}, binary expects {latest}; run `server migrate`"
-        )),
-        None => Err("no migrations applied; run `server migrate`".to_string()),
+    let missing: Vec<String> = MIGRATOR
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .map(|migration| migration.version.to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "migrations not applied: {}; run `server migrate`",
+            missing.join(", ")
+        ))
     }
 }

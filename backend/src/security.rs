@@ -2,22 +2,31 @@
 
 use axum::http::{HeaderMap, Method};
 
-/// Why a cookie-authenticated write was refused, or `None` when it may proceed.
+/// Returns the reason a state-changing request is rejected as cross-site, or `None` when it may
+/// proceed.
 ///
-/// A state-changing request that carries cookies must come from this site: `Sec-Fetch-Site`,
-/// when present, must be `same-origin` (or `none`, a user-typed navigation), and `Origin`, when
-/// present, must be the request's own origin or a trusted one. A request with neither header is
-/// refused, because every current browser sends at least one on a cross-site write. Requests
-/// without cookies (bearer tokens, scripts) cannot ride a victim's session and are exempt.
+/// A write that carries cookies must come from this site: `Sec-Fetch-Site`, when present, must
+/// be `same-origin` (or `none`, a user-typed navigation), and `Origin`, when present, must be
+/// the request's own origin or a trusted one. A request with neither header is rejected, because
+/// every current browser sends at least one on a cross-site write. Requests with a bearer token
+/// are exempt: a cross-site page cannot add an `Authorization` header without a CORS preflight,
+/// which this server never grants. `always_check` applies the rule to cookie-less requests too,
+/// which the sign-in form needs so that another site cannot sign a victim into its account.
 pub fn csrf_violation(
     method: &Method,
     headers: &HeaderMap,
     trusted_origins: &[String],
+    always_check: bool,
 ) -> Option<String> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;
     }
-    if !headers.contains_key(axum::http::header::COOKIE) {
+    let bearer =
+        header_text(headers, "authorization").is_some_and(|value| value.starts_with("Bearer "));
+    if bearer {
+        return None;
+    }
+    if !always_check && !headers.contains_key(axum::http::header::COOKIE) {
         return None;
     }
 
@@ -85,13 +94,24 @@ mod tests {
 
     #[test]
     fn csrf_cases() {
-        let cases: &[(&Method, &[(&'static str, &'static str)], bool)] = &[
+        // Each case: method, request headers, whether the request may proceed.
+        type Case<'a> = (&'a Method, &'a [(&'static str, &'static str)], bool);
+        let cases: &[Case] = &[
             (
                 &Method::GET,
                 &[("cookie", "id=1"), ("origin", "https://evil.example")],
                 true,
             ),
             (&Method::POST, &[("origin", "https://evil.example")], true),
+            (
+                &Method::POST,
+                &[
+                    ("cookie", "id=1"),
+                    ("authorization", "Basic eDp5"),
+                    ("host", "app.test"),
+                ],
+                false,
+            ),
             (
                 &Method::POST,
                 &[
@@ -167,7 +187,7 @@ mod tests {
             ),
         ];
         for (method, pairs, allowed) in cases {
-            let verdict = csrf_violation(method, &headers(pairs), &[]);
+            let verdict = csrf_violation(method, &headers(pairs), &[], false);
             assert_eq!(
                 verdict.is_none(),
                 *allowed,
@@ -183,9 +203,28 @@ mod tests {
             ("host", "internal:3000"),
             ("origin", "https://siteline.example"),
         ]);
-        assert!(
-            csrf_violation(&Method::POST, &map, &["https://siteline.example".into()]).is_none()
-        );
+        let trusted = ["https://siteline.example".to_string()];
+        assert!(csrf_violation(&Method::POST, &map, &trusted, false).is_none());
+    }
+
+    #[test]
+    fn csrf_always_check_covers_cookieless_posts() {
+        let evil = headers(&[("host", "app.test"), ("origin", "https://evil.example")]);
+        assert!(csrf_violation(&Method::POST, &evil, &[], true).is_some());
+        assert!(csrf_violation(&Method::POST, &evil, &[], false).is_none());
+
+        let own = headers(&[("host", "app.test"), ("origin", "http://app.test")]);
+        assert!(csrf_violation(&Method::POST, &own, &[], true).is_none());
+    }
+
+    #[test]
+    fn csrf_bearer_requests_are_exempt() {
+        let map = headers(&[
+            ("cookie", "id=1"),
+            ("authorization", "Bearer slt_x"),
+            ("host", "app.test"),
+        ]);
+        assert!(csrf_violation(&Method::POST, &map, &[], true).is_none());
     }
 
     #[test]

@@ -54,16 +54,15 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, expiry_date = EXCLUDED.expiry_date",
-        )
-        .bind(record.id.to_string())
-        .bind(encode(record)?)
-        .bind(record.expiry_date)
-        .execute(&self.pool)
-        .await
-        .map_err(backend_error)?;
+        // Update only: a request that loaded the session before a logout deleted it must not
+        // write it back. New sessions always arrive through `create`.
+        sqlx::query("UPDATE sessions SET data = $2, expiry_date = $3 WHERE id = $1")
+            .bind(record.id.to_string())
+            .bind(encode(record)?)
+            .bind(record.expiry_date)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_error)?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use backend::accounts::{self, Principal, Role, UserSummary};
 use backend::conversations::{self, Conversation, ConversationType};
-use backend::http::{ApiError, ApiJson, ErrorBody};
+use backend::http::{AdminRole, AnyRole, ApiError, ApiJson, Authorized, ErrorBody, ManagerRole};
 use backend::ids::{ConversationId, UserId};
 use backend::AppState;
 use serde::Deserialize;
@@ -67,8 +67,8 @@ async fn unknown_route() -> ApiError {
     (status = 200, body = Principal),
     (status = 401, body = ErrorBody),
 ))]
-async fn me(principal: Principal) -> Json<Principal> {
-    Json(principal)
+async fn me(caller: Authorized<AnyRole>) -> Json<Principal> {
+    Json(caller.principal().clone())
 }
 
 /// One user of the caller's tenant (admins only).
@@ -79,13 +79,12 @@ async fn me(principal: Principal) -> Json<Principal> {
     (status = 404, body = ErrorBody),
 ))]
 async fn get_user(
-    principal: Principal,
+    caller: Authorized<AdminRole>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<UserSummary>, ApiError> {
     let id = UserId::parse("id", &id)?;
-    principal.require_any(&[Role::Admin])?;
-    let user = accounts::find_user(&state.pool, principal.scope(), id).await?;
+    let user = accounts::find_user(&state.pool, caller.scope(), id).await?;
     Ok(Json(user))
 }
 
@@ -108,14 +107,13 @@ pub struct StartConversation {
     (status = 413, body = ErrorBody),
 ))]
 async fn start_conversation(
-    principal: Principal,
+    caller: Authorized<ManagerRole>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StartConversation>,
 ) -> Result<Response, ApiError> {
-    principal.require_any(&[Role::Manager])?;
     let conversation = conversations::start(
         &state.pool,
-        &principal,
+        caller.principal(),
         &body.site_code,
         body.conversation_type,
     )
@@ -123,18 +121,19 @@ async fn start_conversation(
     Ok((StatusCode::CREATED, Json(conversation)).into_response())
 }
 
-/// One conversation of the caller's tenant.
+/// One conversation of the caller's tenant. Every role may read it: approvers review the
+/// proposals that come out of conversations, and admins support their users.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", params(("id" = String, Path, description = "Conversation id (UUID)")), responses(
     (status = 200, body = Conversation),
     (status = 400, body = ErrorBody),
     (status = 404, body = ErrorBody),
 ))]
 async fn get_conversation(
-    principal: Principal,
+    caller: Authorized<AnyRole>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, ApiError> {
     let id = ConversationId::parse("id", &id)?;
-    let conversation = conversations::get(&state.pool, principal.scope(), id).await?;
+    let conversation = conversations::get(&state.pool, caller.scope(), id).await?;
     Ok(Json(conversation))
 }

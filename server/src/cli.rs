@@ -156,10 +156,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { db, web, worker } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let state = AppState::new(pool.clone(), web.settings());
+            // try_join: when the web server fails (say its port is taken) the workers stop too,
+            // and the error reaches the terminal instead of the process idling on.
             let web_task = serve_web(state, &web);
             let worker_task = workers::run(pool, worker, shutdown_signal());
-            let (web_result, worker_result) = tokio::join!(web_task, worker_task);
-            web_result.and(worker_result)
+            tokio::try_join!(web_task, worker_task).map(|_| ())
         }
         Command::Web { db, web } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;

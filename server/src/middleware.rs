@@ -28,7 +28,7 @@ pub async fn correlation(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(CorrelationId(id.clone()));
 
     let route = route_label(request.uri().path());
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let span = tracing::info_span!(
         "request",
         correlation_id = %id,
@@ -50,7 +50,7 @@ pub async fn correlation(mut request: Request, next: Next) -> Response {
     });
     metrics::counter!(
         "http_requests_total",
-        "method" => method.to_string(),
+        "method" => method,
         "route" => route.clone(),
         "status" => status.to_string(),
     )
@@ -64,12 +64,15 @@ pub async fn correlation(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Refuses cookie-authenticated writes from another origin (see `backend::security`).
+/// Rejects cookie-authenticated writes, and any server-function call, from another origin
+/// (see `backend::security`).
 pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let server_function = request.uri().path().starts_with("/sfn/");
     let verdict = csrf_violation(
         request.method(),
         request.headers(),
         &state.settings.trusted_origins,
+        server_function,
     );
     match verdict {
         Some(reason) => {
@@ -102,18 +105,38 @@ pub async fn json_body_limit(
     }
 }
 
-/// A coarse, bounded label for metrics: the API resource, or the kind of path. Ids in paths
-/// would make one time series per id, so they never reach a label.
+/// API resources named in metric labels; any other path under `/api/v1` counts as "other".
+const API_RESOURCES: &[&str] = &["me", "openapi.json", "users", "conversations"];
+
+/// Builds a coarse label for metrics from a fixed set: the API resource, or the kind of path.
+/// Labels taken from raw paths would let any client create new time series without limit.
 fn route_label(path: &str) -> String {
     let mut segments = path.trim_start_matches('/').split('/');
     match (segments.next(), segments.next(), segments.next()) {
-        (Some("api"), Some("v1"), Some(resource)) if !resource.is_empty() => {
+        (Some("api"), Some("v1"), Some(resource)) if API_RESOURCES.contains(&resource) => {
             format!("/api/v1/{resource}")
         }
+        (Some("api"), _, _) => "/api/other".to_string(),
         (Some("sfn"), _, _) => "/sfn".to_string(),
         (Some("pkg"), _, _) => "/pkg".to_string(),
         (Some(first @ ("healthz" | "readyz" | "metrics")), _, _) => format!("/{first}"),
         _ => "page".to_string(),
+    }
+}
+
+/// Builds the method label from a fixed set, for the same reason as `route_label`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 

@@ -13,6 +13,7 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -35,38 +36,8 @@ pub const SESSION_COOKIE: &str = "siteline_session";
 pub fn build(state: AppState, leptos: LeptosOptions) -> Router {
     prometheus();
     let settings = state.settings.clone();
-    let idle = time::Duration::try_from(settings.session_idle_timeout)
-        .unwrap_or(time::Duration::minutes(30));
-    let sessions = SessionManagerLayer::new(PgSessionStore::new(state.pool.clone()))
-        .with_name(SESSION_COOKIE)
-        .with_http_only(true)
-        .with_same_site(SameSite::Strict)
-        .with_secure(settings.secure_cookies)
-        .with_path("/")
-        // Saving on every request moves the idle deadline forward with each use.
-        .with_always_save(true)
-        .with_expiry(Expiry::OnInactivity(idle));
-
-    let web_state = WebState {
-        leptos: leptos.clone(),
-        app: state.clone(),
-    };
-    let routes = generate_route_list(app::App);
-    let context_state = state.clone();
-    let pages = Router::new()
-        .leptos_routes_with_context(
-            &web_state,
-            routes,
-            move || provide_context(context_state.clone()),
-            {
-                let leptos = leptos.clone();
-                move || app::shell(leptos.clone())
-            },
-        )
-        .fallback(leptos_axum::file_and_error_handler::<WebState, _>(
-            app::shell,
-        ))
-        .with_state(web_state);
+    let sessions = session_layer(&state);
+    let pages = pages_router(&state, leptos);
 
     let api = api::router()
         .layer(DefaultBodyLimit::max(settings.json_body_limit))
@@ -101,6 +72,46 @@ pub fn build(state: AppState, leptos: LeptosOptions) -> Router {
         ))
         .layer(axum_middleware::from_fn(middleware::correlation))
         .with_state(state)
+}
+
+/// Builds the session layer: PostgreSQL-backed, `HttpOnly`, `SameSite=Strict` cookies that
+/// expire after the idle timeout.
+fn session_layer(state: &AppState) -> SessionManagerLayer<PgSessionStore> {
+    let settings = &state.settings;
+    let idle = time::Duration::try_from(settings.session_idle_timeout)
+        .unwrap_or(time::Duration::minutes(30));
+    SessionManagerLayer::new(PgSessionStore::new(state.pool.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(settings.secure_cookies)
+        .with_path("/")
+        // Saving on every request moves the idle deadline forward with each use.
+        .with_always_save(true)
+        .with_expiry(Expiry::OnInactivity(idle))
+}
+
+/// Builds the Leptos pages and server functions, with the app state in their context.
+fn pages_router(state: &AppState, leptos: LeptosOptions) -> Router<AppState> {
+    let web_state = WebState {
+        leptos: leptos.clone(),
+        app: state.clone(),
+    };
+    let routes = generate_route_list(app::App);
+    let context_state = state.clone();
+    Router::new()
+        .leptos_routes_with_context(
+            &web_state,
+            routes,
+            move || provide_context(context_state.clone()),
+            move || app::shell(leptos.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<WebState, _>(
+            app::shell,
+        ))
+        .with_state(web_state)
+        // Server functions read their whole body, so the JSON limit applies to them as well.
+        .layer(RequestBodyLimitLayer::new(state.settings.json_body_limit))
 }
 
 /// Returns 200 while the process is up (liveness).

@@ -12,8 +12,10 @@ pub fn init(format: LogFormat) {
     let result = match format {
         LogFormat::Json => builder
             .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            // The whole span list, so the request span's correlation id stays on every line even
+            // when a library's own span is the innermost one.
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };

@@ -27,15 +27,24 @@ pub async fn run(
     Ok(())
 }
 
-/// Deletes expired sessions every `period`. Deleting is idempotent, so several worker
-/// processes doing it at once is harmless.
+/// Login attempts are kept this long: well past any throttling window, for investigations.
+const LOGIN_ATTEMPT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Deletes expired sessions and old login attempts every `period`. Deleting is idempotent, so
+/// several worker processes doing it at once is harmless.
 async fn delete_expired_sessions(pool: PgPool, period: Duration) {
-    let store = PgSessionStore::new(pool);
+    let store = PgSessionStore::new(pool.clone());
     let mut ticker = tokio::time::interval(period);
     loop {
         ticker.tick().await;
         if let Err(error) = store.delete_expired().await {
             tracing::error!(%error, "deleting expired sessions failed; retrying next period");
+        }
+        match backend::accounts::prune_login_attempts(&pool, LOGIN_ATTEMPT_RETENTION).await {
+            Ok(deleted) => tracing::debug!(deleted, "old login attempts deleted"),
+            Err(error) => {
+                tracing::error!(%error, "deleting old login attempts failed; retrying next period")
+            }
         }
     }
 }

@@ -273,3 +273,89 @@ async fn session_row_expiry_follows_idle_timeout() {
         "session expires in {minutes} minutes"
     );
 }
+
+#[tokio::test]
+async fn parallel_guesses_are_still_throttled() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let email = tenant.email(Role::Manager);
+
+    let attempts = (0..10).map(|_| {
+        let app = &app;
+        let email = email.clone();
+        async move {
+            app.login(&app.browser(), &email, "wrong password here")
+                .await
+                .status()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+
+    let rejected = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(rejected, 5, "{statuses:?}");
+    assert_eq!(throttled, 5, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn cross_site_login_form_is_rejected() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+
+    // No cookie at all: another site posting its own credentials into the victim's browser.
+    let response = reqwest::Client::new()
+        .post(app.url("/sfn/login"))
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("email", tenant.email(Role::Manager).as_str()),
+            ("password", tenant.password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&response).is_none());
+}
+
+#[tokio::test]
+async fn oversized_server_function_body_is_rejected() {
+    let app = TestApp::spawn().await;
+    let huge = "x".repeat(300 * 1024);
+    let response = app.login(&app.browser(), &huge, "whatever password").await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn logged_out_session_is_not_revived() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let browser = app.browser();
+    let login = app
+        .login(&browser, &tenant.email(Role::Manager), &tenant.password)
+        .await;
+    let cookie = session_cookie(&login).unwrap();
+
+    browser.post(app.url("/sfn/logout")).send().await.unwrap();
+
+    // Replaying the old cookie afterwards neither authenticates nor recreates the row.
+    let replay = reqwest::Client::new()
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    let id = cookie.split_once('=').unwrap().1;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}

@@ -2,7 +2,8 @@
 
 use std::sync::LazyLock;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Semaphore;
 
 use super::{load_principal, password, Email, Principal};
 use crate::http::ApiError;
@@ -14,7 +15,14 @@ use crate::settings::Settings;
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| password::hash_password(&password::generate_password()).unwrap_or_default());
 
-/// Why a sign-in failed.
+/// Concurrent argon2 verifications per process. Each takes about 19 MiB and a core for tens of
+/// milliseconds, so a burst of sign-ins queues here instead of exhausting memory.
+static ARGON2_PERMITS: Semaphore = Semaphore::const_new(4);
+
+/// Longest password checked; anything longer fails without hashing, so huge inputs cost nothing.
+const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Reason a sign-in failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     /// Unknown email, wrong password or disabled account; deliberately one message.
@@ -44,7 +52,9 @@ impl From<LoginError> for ApiError {
 /// Checks an email and password from client address `ip` and returns the signed-in principal.
 ///
 /// Refuses, before checking the password, when the account or the address already has
-/// `login_max_failures` failures inside `login_window`. Every attempt is recorded.
+/// `login_max_failures` failures inside `login_window`. Every attempt is recorded. The check and
+/// the record happen under transaction-scoped advisory locks on the account and the address, so
+/// parallel guesses queue behind each other and cannot all pass the check before any is counted.
 pub async fn login(
     pool: &PgPool,
     settings: &Settings,
@@ -52,14 +62,25 @@ pub async fn login(
     password: &str,
     ip: &str,
 ) -> Result<Principal, LoginError> {
-    // An unparseable email is still counted against the address, under its raw text.
+    // An unparseable email is still counted against the address, under its (capped) raw text.
     let email_key = Email::parse(raw_email)
         .map(|email| email.as_str().to_string())
-        .unwrap_or_else(|_| raw_email.trim().to_lowercase());
+        .unwrap_or_else(|_| raw_email.trim().to_lowercase().chars().take(254).collect());
+
+    let mut tx = pool.begin().await.map_err(ApiError::from)?;
+    // Two key spaces (1: account, 2: address) keep an email and an address from sharing a lock.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(1, hashtext($1)), pg_advisory_xact_lock(2, hashtext($2))",
+    )
+    .bind(&email_key)
+    .bind(ip)
+    .execute(&mut *tx)
+    .await
+    .map_err(ApiError::from)?;
 
     let window_secs = settings.login_window.as_secs() as f64;
     let wait = retry_after(
-        pool,
+        &mut tx,
         &email_key,
         ip,
         settings.login_max_failures,
@@ -75,29 +96,22 @@ pub async fn login(
         "SELECT id, password_hash FROM users WHERE email = $1 AND disabled_at IS NULL",
     )
     .bind(&email_key)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(ApiError::from)?;
-
-    // Argon2 is deliberately slow, so it runs off the async threads.
-    let candidate = password.to_string();
-    let (user_id, stored) = match &row {
-        Some((id, hash)) => (Some(*id), hash.clone()),
-        None => (None, DUMMY_HASH.clone()),
-    };
-    let matches =
-        tokio::task::spawn_blocking(move || password::verify_password(&candidate, &stored))
-            .await
-            .map_err(|error| ApiError::Internal(error.into()))?;
+    let user_id = row.as_ref().map(|(id, _)| *id);
+    let stored = row.map_or_else(|| DUMMY_HASH.clone(), |(_, hash)| hash);
+    let matches = verify(password, stored).await?;
     let succeeded = matches && user_id.is_some();
 
     sqlx::query("INSERT INTO login_attempts (email, ip, succeeded) VALUES ($1, $2, $3)")
         .bind(&email_key)
         .bind(ip)
         .bind(succeeded)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(ApiError::from)?;
+    tx.commit().await.map_err(ApiError::from)?;
 
     let Some(user_id) = user_id.filter(|_| succeeded) else {
         tracing::info!(ip, "sign-in failed");
@@ -110,10 +124,39 @@ pub async fn login(
     Ok(principal)
 }
 
+/// Verifies `password` against `stored` off the async threads, a few at a time.
+async fn verify(password: &str, stored: String) -> Result<bool, ApiError> {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Ok(false);
+    }
+    let _permit = ARGON2_PERMITS
+        .acquire()
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))?;
+    let candidate = password.to_string();
+    tokio::task::spawn_blocking(move || password::verify_password(&candidate, &stored))
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))
+}
+
+/// Deletes login attempts older than `age`; they no longer count towards any window.
+pub async fn prune_login_attempts(
+    pool: &PgPool,
+    age: std::time::Duration,
+) -> Result<u64, ApiError> {
+    let deleted = sqlx::query(
+        "DELETE FROM login_attempts WHERE attempted_at < now() - make_interval(secs => $1)",
+    )
+    .bind(age.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// Seconds until the oldest counted failure leaves the window, when the account or the address
 /// has reached `max_failures`; `None` when another attempt is allowed.
 async fn retry_after(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     email: &str,
     ip: &str,
     max_failures: u32,
@@ -142,7 +185,7 @@ async fn retry_after(
     .bind(ip)
     .bind(i64::from(max_failures))
     .bind(window_secs)
-    .fetch_one(pool)
+    .fetch_one(connection)
     .await?;
     Ok(wait.map(|secs| secs.ceil().max(1.0) as u64))
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use crate::http::ApiError;
 use crate::ids::{TenantId, UserId};
 
-pub use login::{login, LoginError};
+pub use login::{login, prune_login_attempts, LoginError};
 pub use password::{generate_password, hash_password, verify_password, MIN_PASSWORD_CHARS};
 pub use tokens::{create_token, principal_for_token, NewToken};
 

@@ -1,6 +1,8 @@
 //! Extractors that run at the request edge: who is calling, the JSON body, client metadata.
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::ops::Deref;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
@@ -9,7 +11,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
-use crate::accounts::{self, Principal as AccountPrincipal};
+use crate::accounts::{self, Principal as AccountPrincipal, Role};
 use crate::http::ApiError;
 use crate::ids::UserId;
 use crate::AppState;
@@ -91,6 +93,63 @@ impl<S: Send + Sync> FromRequestParts<S> for AccountPrincipal {
     }
 }
 
+/// The roles a route admits; implemented by the marker types below.
+pub trait RoleRequirement {
+    /// The caller must hold at least one of these.
+    const ROLES: &'static [Role];
+}
+
+/// Admits any signed-in member of the tenant.
+pub struct AnyRole;
+/// Admits facility managers.
+pub struct ManagerRole;
+/// Admits approvers.
+pub struct ApproverRole;
+/// Admits admins.
+pub struct AdminRole;
+
+impl RoleRequirement for AnyRole {
+    const ROLES: &'static [Role] = &Role::ALL;
+}
+impl RoleRequirement for ManagerRole {
+    const ROLES: &'static [Role] = &[Role::Manager];
+}
+impl RoleRequirement for ApproverRole {
+    const ROLES: &'static [Role] = &[Role::Approver];
+}
+impl RoleRequirement for AdminRole {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+/// The authenticated caller, checked to hold one of `R::ROLES`: the one extractor every REST
+/// route and server function uses. Missing credentials give 401, a missing role 403.
+pub struct Authorized<R>(AccountPrincipal, PhantomData<fn() -> R>);
+
+impl<R> Authorized<R> {
+    /// The caller.
+    pub fn principal(&self) -> &AccountPrincipal {
+        &self.0
+    }
+}
+
+impl<R> Deref for Authorized<R> {
+    type Target = AccountPrincipal;
+
+    fn deref(&self) -> &AccountPrincipal {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync, R: RoleRequirement> FromRequestParts<S> for Authorized<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let principal = AccountPrincipal::from_request_parts(parts, state).await?;
+        principal.require_any(R::ROLES)?;
+        Ok(Self(principal, PhantomData))
+    }
+}
+
 /// Loads the signed-in user of the request's session, ending sessions past the absolute timeout.
 async fn principal_from_session(
     parts: &Parts,
@@ -122,7 +181,7 @@ async fn principal_from_session(
         return Ok(None);
     }
 
-    Ok(accounts::load_principal(&state.pool, user_id).await?)
+    accounts::load_principal(&state.pool, user_id).await
 }
 
 /// A JSON request body whose failures respond in the API's error shape: 413 over the size limit,

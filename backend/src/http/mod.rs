@@ -5,5 +5,6 @@ mod extract;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::{
-    ApiJson, ClientMeta, CorrelationId, Principal, SESSION_SIGNED_IN_AT, SESSION_USER_ID,
+    AdminRole, AnyRole, ApiJson, ApproverRole, Authorized, ClientMeta, CorrelationId, ManagerRole,
+    Principal, RoleRequirement, SESSION_SIGNED_IN_AT, SESSION_USER_ID,
 };
