@@ -26,13 +26,13 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     Ok(pool)
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration: ours, then the job queue's (kept in its own schema).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR
         .run(pool)
         .await
         .map_err(|error| anyhow::anyhow!("migrations failed: {error}"))?;
-    Ok(())
+    crate::jobs::setup_queue(pool).await
 }
 
 /// Checks that the database responds and every embedded migration has been applied.

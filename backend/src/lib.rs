@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod db;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod security;
 pub mod sessions;
 pub mod settings;

@@ -19,6 +19,14 @@ impl PgSessionStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// Deletes expired sessions and returns how many there were.
+    pub async fn delete_expired_count(&self) -> Result<u64, sqlx::Error> {
+        let deleted = sqlx::query("DELETE FROM sessions WHERE expiry_date <= now()")
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
 }
 
 fn backend_error(error: sqlx::Error) -> session_store::Error {

@@ -92,7 +92,8 @@ impl WebArgs {
 /// Options of the background workers.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// Seconds between deletions of expired sessions.
+    /// Seconds between upkeep jobs (deleting expired sessions and old login attempts) that
+    /// each worker process queues.
     #[arg(long, env = "SESSION_CLEANUP_SECONDS", default_value_t = 300)]
     pub session_cleanup_seconds: u64,
 }
