@@ -25,7 +25,7 @@ pub struct Upkeep {
 }
 
 impl Upkeep {
-    /// An upkeep job stamped with the current time.
+    /// Creates an upkeep job stamped with the current time.
     pub fn now() -> Self {
         Self {
             queued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -33,7 +33,7 @@ impl Upkeep {
     }
 }
 
-/// What one upkeep run deleted.
+/// Counts of the rows one upkeep run deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UpkeepReport {
     /// Expired sessions deleted.
@@ -54,7 +54,7 @@ pub async fn setup_queue(pool: &PgPool) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("job queue set-up failed: {error}"))
 }
 
-/// Runs one upkeep. Only deletes of rows already past their date, so a second delivery of the
+/// Runs one upkeep. It only deletes rows already past their date, so a second delivery of the
 /// same job finds nothing left to do.
 pub async fn run_upkeep(pool: &PgPool) -> Result<UpkeepReport, ApiError> {
     let sessions = PgSessionStore::new(pool.clone())
