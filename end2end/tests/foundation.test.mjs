@@ -105,4 +105,17 @@ describe('foundation', () => {
       await screenshot(page, 'wrong-password-01-error');
     });
   });
+
+  test('chat page fits a phone screen', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    await withPage(browser, t, { viewport: { width: 360, height: 740 } }, async (page) => {
+      await login(page, baseUrl, managerEmail, managerPassword);
+      await waitForPath(page, '/chat');
+      await waitForHydration(page);
+
+      // Content wider than the screen would force sideways scrolling on a phone.
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 360, `the chat page is ${width} px wide on a 360 px screen`);
+      await screenshot(page, 'phone-01-chat');
+    });
+  });
 });

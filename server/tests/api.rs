@@ -13,12 +13,7 @@ async fn me_with_token_answers_tenant_and_roles() {
     let tenant = app.tenant("acme").await;
     let token = app.token(&tenant.email(Role::Approver)).await;
 
-    let response = reqwest::Client::new()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as(&token, "/api/v1/me").await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -50,12 +45,7 @@ async fn invalid_uuid_answers_400_naming_field() {
     let tenant = app.tenant("acme").await;
     let token = app.token(&tenant.email(Role::Manager)).await;
 
-    let response = reqwest::Client::new()
-        .get(app.url("/api/v1/conversations/not-a-uuid"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as(&token, "/api/v1/conversations/not-a-uuid").await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.unwrap();
@@ -71,13 +61,7 @@ async fn oversized_json_answers_413() {
     let token = app.token(&tenant.email(Role::Manager)).await;
     let body = json!({"site_code": "WH-01", "conversation_type": "new_site", "padding": "x".repeat(300 * 1024)});
 
-    let response = reqwest::Client::new()
-        .post(app.url("/api/v1/conversations"))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_as(&token, "/api/v1/conversations", &body).await;
 
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = response.json().await.unwrap();
@@ -146,33 +130,23 @@ async fn conversation_start_then_conflict_names_active() {
     let app = TestApp::spawn().await;
     let tenant = app.tenant("acme").await;
     let token = app.token(&tenant.email(Role::Manager)).await;
-    let client = reqwest::Client::new();
-    let start = || {
-        client
-            .post(app.url("/api/v1/conversations"))
-            .bearer_auth(&token)
-            .json(&json!({"site_code": "wh-01", "conversation_type": "new_site"}))
-            .send()
-    };
+    let body = json!({"site_code": "wh-01", "conversation_type": "new_site"});
 
-    let first = start().await.unwrap();
+    let first = app.post_as(&token, "/api/v1/conversations", &body).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let created: Value = first.json().await.unwrap();
     assert_eq!(created["site_code"], "WH-01");
     assert_eq!(created["state"], "started");
 
-    let second = start().await.unwrap();
+    let second = app.post_as(&token, "/api/v1/conversations", &body).await;
     assert_eq!(second.status(), StatusCode::CONFLICT);
     let conflict: Value = second.json().await.unwrap();
     assert_eq!(conflict["existing_id"], created["id"]);
 
     let id = created["id"].as_str().unwrap();
-    let fetched = client
-        .get(app.url(&format!("/api/v1/conversations/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let fetched = app
+        .get_as(&token, &format!("/api/v1/conversations/{id}"))
+        .await;
     assert_eq!(fetched.status(), StatusCode::OK);
 }
 
@@ -182,25 +156,25 @@ async fn bad_body_answers_400_naming_field() {
     let tenant = app.tenant("acme").await;
     let token = app.token(&tenant.email(Role::Manager)).await;
 
-    let response = reqwest::Client::new()
-        .post(app.url("/api/v1/conversations"))
-        .bearer_auth(&token)
-        .json(&json!({"site_code": "WH 01", "conversation_type": "new_site"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post_as(
+            &token,
+            "/api/v1/conversations",
+            &json!({"site_code": "WH 01", "conversation_type": "new_site"}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["field"], "site_code");
     assert_eq!(body["value"], "WH 01");
 
-    let wrong_type = reqwest::Client::new()
-        .post(app.url("/api/v1/conversations"))
-        .bearer_auth(&token)
-        .json(&json!({"site_code": "WH-01", "conversation_type": "castle"}))
-        .send()
-        .await
-        .unwrap();
+    let wrong_type = app
+        .post_as(
+            &token,
+            "/api/v1/conversations",
+            &json!({"site_code": "WH-01", "conversation_type": "castle"}),
+        )
+        .await;
     assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
     let body: Value = wrong_type.json().await.unwrap();
     assert_eq!(body["field"], "conversation_type");
@@ -214,15 +188,14 @@ async fn other_tenant_ids_answer_404() {
     let acme_manager = app.token(&acme.email(Role::Manager)).await;
     let globex_admin = app.token(&globex.email(Role::Admin)).await;
     let globex_manager = app.token(&globex.email(Role::Manager)).await;
-    let client = reqwest::Client::new();
 
-    let created: Value = client
-        .post(app.url("/api/v1/conversations"))
-        .bearer_auth(&acme_manager)
-        .json(&json!({"site_code": "WH-01", "conversation_type": "new_site"}))
-        .send()
+    let created: Value = app
+        .post_as(
+            &acme_manager,
+            "/api/v1/conversations",
+            &json!({"site_code": "WH-01", "conversation_type": "new_site"}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -233,30 +206,24 @@ async fn other_tenant_ids_answer_404() {
         .await
         .unwrap();
 
-    let foreign_conversation = client
-        .get(app.url(&format!("/api/v1/conversations/{conversation}")))
-        .bearer_auth(&globex_manager)
-        .send()
-        .await
-        .unwrap();
+    let foreign_conversation = app
+        .get_as(
+            &globex_manager,
+            &format!("/api/v1/conversations/{conversation}"),
+        )
+        .await;
     assert_eq!(foreign_conversation.status(), StatusCode::NOT_FOUND);
 
-    let foreign_user = client
-        .get(app.url(&format!("/api/v1/users/{acme_user}")))
-        .bearer_auth(&globex_admin)
-        .send()
-        .await
-        .unwrap();
+    let foreign_user = app
+        .get_as(&globex_admin, &format!("/api/v1/users/{acme_user}"))
+        .await;
     assert_eq!(foreign_user.status(), StatusCode::NOT_FOUND);
 
-    // The same ids answer 200 inside their own tenant.
+    // The same ids return 200 inside their own tenant.
     let acme_admin = app.token(&acme.email(Role::Admin)).await;
-    let own_user = client
-        .get(app.url(&format!("/api/v1/users/{acme_user}")))
-        .bearer_auth(&acme_admin)
-        .send()
-        .await
-        .unwrap();
+    let own_user = app
+        .get_as(&acme_admin, &format!("/api/v1/users/{acme_user}"))
+        .await;
     assert_eq!(own_user.status(), StatusCode::OK);
 }
 
@@ -266,25 +233,21 @@ async fn roles_are_enforced() {
     let tenant = app.tenant("acme").await;
     let approver = app.token(&tenant.email(Role::Approver)).await;
     let manager = app.token(&tenant.email(Role::Manager)).await;
-    let client = reqwest::Client::new();
 
-    let start = client
-        .post(app.url("/api/v1/conversations"))
-        .bearer_auth(&approver)
-        .json(&json!({"site_code": "WH-01", "conversation_type": "new_site"}))
-        .send()
-        .await
-        .unwrap();
+    let start = app
+        .post_as(
+            &approver,
+            "/api/v1/conversations",
+            &json!({"site_code": "WH-01", "conversation_type": "new_site"}),
+        )
+        .await;
     assert_eq!(start.status(), StatusCode::FORBIDDEN);
     let body: Value = start.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("manager role"));
 
-    let users = client
-        .get(app.url(&format!("/api/v1/users/{}", uuid::Uuid::now_v7())))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
+    let users = app
+        .get_as(&manager, &format!("/api/v1/users/{}", uuid::Uuid::now_v7()))
+        .await;
     assert_eq!(users.status(), StatusCode::FORBIDDEN);
 }
 

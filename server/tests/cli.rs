@@ -207,3 +207,24 @@ fn help_documents_every_subcommand() {
         );
     }
 }
+
+#[tokio::test]
+async fn set_password_ends_existing_sessions() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("acme").await;
+    let db = database_url(&app).await;
+    let email = tenant.email(backend::accounts::Role::Manager);
+    let browser = app.browser();
+    app.login(&browser, &email, &tenant.password).await;
+    let before = browser.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(before.status(), StatusCode::OK);
+
+    let (ok, out, err) = run(&db, &["admin", "set-password", "--email", &email], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("password (shown once):"), "{out}");
+
+    let after = browser.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    let old_password = app.login(&app.browser(), &email, &tenant.password).await;
+    assert_eq!(old_password.status(), StatusCode::UNAUTHORIZED);
+}

@@ -319,15 +319,28 @@ pub async fn user_id_by_email(pool: &PgPool, email: &Email) -> Result<Option<Use
     Ok(id)
 }
 
-/// Replaces the password of the user with `email`; `false` when there is no such user.
+/// Replaces the password of the user with `email` and ends that user's sessions, so a session
+/// opened with the old password does not outlive it; `false` when there is no such user.
 pub async fn set_password(pool: &PgPool, email: &Email, password: &str) -> Result<bool, ApiError> {
     let hash = hash_password(password)?;
-    let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE email = $2")
-        .bind(hash)
-        .bind(email.as_str())
-        .execute(pool)
+    let mut tx = pool.begin().await?;
+    let user_id: Option<UserId> =
+        sqlx::query_scalar("UPDATE users SET password_hash = $1 WHERE email = $2 RETURNING id")
+            .bind(hash)
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(user_id) = user_id else {
+        return Ok(false);
+    };
+
+    // Session data is the session map as JSON; the signed-in user's id is stored as a string.
+    sqlx::query("DELETE FROM sessions WHERE data->>'user_id' = $1")
+        .bind(user_id.to_string())
+        .execute(&mut *tx)
         .await?;
-    Ok(updated.rows_affected() == 1)
+    tx.commit().await?;
+    Ok(true)
 }
 
 #[cfg(test)]

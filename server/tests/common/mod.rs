@@ -26,7 +26,7 @@ pub struct TestTenant {
 }
 
 impl TestTenant {
-    /// The email of this tenant's user with `role`.
+    /// Returns the email of this tenant's user with `role`.
     pub fn email(&self, role: Role) -> String {
         format!("{}@{}.test", role.as_str(), self.slug)
     }
@@ -74,7 +74,7 @@ impl TestApp {
         }
     }
 
-    /// The absolute URL of `path`.
+    /// Returns the absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -103,7 +103,7 @@ impl TestApp {
         tenant_data
     }
 
-    /// A personal API token for the user with `email`.
+    /// Creates a personal API token for the user with `email`.
     pub async fn token(&self, email: &str) -> String {
         let email = Email::parse(email).unwrap();
         accounts::create_token(&self.pool, &email, "test")
@@ -112,7 +112,33 @@ impl TestApp {
             .token
     }
 
-    /// A browser-like client: keeps cookies and sends this site's `Origin`.
+    /// Sends `GET path` with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends `POST path` with a bearer token and a JSON body.
+    pub async fn post_as(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Builds a browser-like client that keeps cookies and sends this site's `Origin`.
     pub fn browser(&self) -> reqwest::Client {
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, HeaderValue::from_str(&self.base).unwrap());
@@ -140,7 +166,7 @@ impl TestApp {
     }
 }
 
-/// The `Set-Cookie` value of the session cookie in `response`, if any.
+/// Returns the session cookie (`name=value`) set by `response`, if any.
 pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
     response
         .headers()
