@@ -29,7 +29,7 @@ fail() {
   exit 1
 }
 
-: "${SERVER_BIN:?is missing: set it to the built server binary, for example target/release/siteline}"
+: "${SERVER_BIN:?is missing: set it to the built server binary, for example ~/.cache/siteline/target/debug/server}"
 : "${LEPTOS_SITE_ROOT:?is missing: set it to the built site directory, for example target/site}"
 : "${ADMIN_DATABASE_URL:?is missing: set it to a maintenance database URL, for example postgres://postgres@127.0.0.1:54329/postgres}"
 
