@@ -174,7 +174,7 @@ async fn five_failures_throttle_the_account() {
         .text()
         .await
         .unwrap()
-        .contains("Too many failed sign-in attempts"));
+        .contains("Too many sign-in attempts"));
 
     // Another account from the same address is refused too: the address has five failures.
     let other = app
@@ -299,8 +299,21 @@ async fn parallel_guesses_are_still_throttled() {
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert_eq!(rejected, 5, "{statuses:?}");
-    assert_eq!(throttled, 5, "{statuses:?}");
+    assert!(rejected >= 1, "{statuses:?}");
+    assert!(
+        rejected <= 5,
+        "more than 5 guesses were checked: {statuses:?}"
+    );
+    assert_eq!(rejected + throttled, 10, "{statuses:?}");
+
+    let checked: i64 = sqlx::query_scalar("SELECT count(*) FROM login_attempts")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        checked as usize, rejected,
+        "only checked guesses are recorded"
+    );
 }
 
 #[tokio::test]

@@ -29,7 +29,7 @@ pub enum LoginError {
     #[error("Email or password is incorrect.")]
     BadCredentials,
     /// Too many recent failures for this account or this address.
-    #[error("Too many failed sign-in attempts. Try again in {} minutes.", retry_after_secs.div_ceil(60))]
+    #[error("Too many sign-in attempts. Try again in {} minute(s).", retry_after_secs.div_ceil(60))]
     Throttled { retry_after_secs: u64 },
     /// A storage failure.
     #[error(transparent)]
@@ -54,7 +54,8 @@ impl From<LoginError> for ApiError {
 /// Refuses, before checking the password, when the account or the address already has
 /// `login_max_failures` failures inside `login_window`. Every attempt is recorded. The check and
 /// the record happen under transaction-scoped advisory locks on the account and the address, so
-/// parallel guesses queue behind each other and cannot all pass the check before any is counted.
+/// parallel guesses cannot all pass the check before any is counted: while one attempt for an
+/// account or address runs, the others are refused as throttled with a one-second wait.
 pub async fn login(
     pool: &PgPool,
     settings: &Settings,
@@ -69,14 +70,26 @@ pub async fn login(
 
     let mut tx = pool.begin().await.map_err(ApiError::from)?;
     // Two key spaces (1: account, 2: address) keep an email and an address from sharing a lock.
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(1, hashtext($1)), pg_advisory_xact_lock(2, hashtext($2))",
+    // Trying instead of waiting means a flood of parallel guesses cannot park pooled connections
+    // on the lock: the losers are told to retry in a second.
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(1, hashtext($1))
+                AND pg_try_advisory_xact_lock(2, hashtext($2))",
     )
     .bind(&email_key)
     .bind(ip)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
     .map_err(ApiError::from)?;
+    if !locked {
+        tracing::warn!(
+            ip,
+            "sign-in refused: another attempt for this account or address is running"
+        );
+        return Err(LoginError::Throttled {
+            retry_after_secs: 1,
+        });
+    }
 
     let window_secs = settings.login_window.as_secs() as f64;
     let wait = retry_after(
