@@ -20,6 +20,19 @@ impl PgSessionStore {
         Self { pool }
     }
 
+    /// Runs `sql` with the record's id, data and expiry as `$1`, `$2` and `$3`, and returns the
+    /// number of rows it touched.
+    async fn write(&self, sql: &'static str, record: &Record) -> session_store::Result<u64> {
+        let result = sqlx::query(sql)
+            .bind(record.id.to_string())
+            .bind(encode(record)?)
+            .bind(record.expiry_date)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        Ok(result.rows_affected())
+    }
+
     /// Deletes expired sessions and returns how many there were.
     pub async fn delete_expired_count(&self) -> Result<u64, sqlx::Error> {
         let deleted = sqlx::query("DELETE FROM sessions WHERE expiry_date <= now()")
@@ -44,17 +57,14 @@ impl SessionStore for PgSessionStore {
         // Ids are 128 random bits, so a collision is unlikely; on one, draw a new id rather than
         // overwrite another person's session.
         loop {
-            let inserted = sqlx::query(
-                "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(record.id.to_string())
-            .bind(encode(record)?)
-            .bind(record.expiry_date)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
-            if inserted.rows_affected() == 1 {
+            let inserted = self
+                .write(
+                    "INSERT INTO sessions (id, data, expiry_date) VALUES ($1, $2, $3)
+                     ON CONFLICT (id) DO NOTHING",
+                    record,
+                )
+                .await?;
+            if inserted == 1 {
                 return Ok(());
             }
             record.id = Id::default();
@@ -64,13 +74,11 @@ impl SessionStore for PgSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         // Update only: a request that loaded the session before a logout deleted it must not
         // write it back. New sessions always arrive through `create`.
-        sqlx::query("UPDATE sessions SET data = $2, expiry_date = $3 WHERE id = $1")
-            .bind(record.id.to_string())
-            .bind(encode(record)?)
-            .bind(record.expiry_date)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_error)?;
+        self.write(
+            "UPDATE sessions SET data = $2, expiry_date = $3 WHERE id = $1",
+            record,
+        )
+        .await?;
         Ok(())
     }
 
