@@ -20,7 +20,7 @@ impl CurrentUser {
         self.roles.iter().any(|held| held == role)
     }
 
-    /// The page a user lands on after sign-in.
+    /// Returns the page a user lands on after sign-in.
     pub fn landing_path(&self) -> &'static str {
         if self.has("manager") {
             "/chat"
@@ -92,7 +92,7 @@ pub async fn logout() -> Result<(), ServerFnError> {
     Ok(())
 }
 
-/// Returns the signed-in user, or `None` for a visitor (a normal answer, not an error).
+/// Returns the signed-in user, or `None` for a visitor (a normal result, not an error).
 #[server(prefix = "/sfn", endpoint = "me")]
 pub async fn signed_in_user() -> Result<Option<CurrentUser>, ServerFnError> {
     use backend::http::{AnyRole, Authorized};
@@ -138,7 +138,7 @@ pub mod ssr {
 
     use super::CurrentUser;
 
-    /// The application state the server placed in context.
+    /// Returns the application state the server placed in context.
     pub fn state() -> Result<AppState, ServerFnError> {
         use_context::<AppState>()
             .ok_or_else(|| ServerFnError::ServerError("application state missing".into()))
@@ -216,7 +216,7 @@ pub mod ssr {
         }
     }
 
-    /// The page-facing view of a principal.
+    /// Builds the page-facing view of a principal.
     pub fn current_user(principal: &Principal) -> CurrentUser {
         CurrentUser {
             email: principal.email.clone(),

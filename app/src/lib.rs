@@ -15,7 +15,7 @@ use leptos_router::{path, SsrMode};
 use crate::layout::Layout;
 use crate::pages::{ChatPage, HomePage, LoginPage, NotFoundPage, UsersPage};
 
-/// The HTML document around the application, rendered on the server.
+/// Renders the HTML document around the application, on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -34,7 +34,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The application: routes and the shared layout.
+/// Renders the application: routes and the shared layout.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();

@@ -29,7 +29,7 @@ pub enum ConversationState {
     Error,
 }
 
-/// What kind of conversation: a new site or changes to an existing one.
+/// Kind of conversation: a new site or changes to an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationType {

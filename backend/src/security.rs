@@ -71,8 +71,8 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-/// Whether an incoming `X-Request-Id` is safe to adopt as the correlation id: 1-64 characters
-/// of letters, digits, `-`, `_` or `.`, so it cannot inject anything into logs or headers.
+/// Checks whether an incoming `X-Request-Id` is safe to adopt as the correlation id. It must be
+/// 1-64 letters, digits, `-`, `_` or `.`, so it cannot inject anything into logs or headers.
 pub fn valid_request_id(raw: &str) -> bool {
     (1..=64).contains(&raw.len())
         && raw

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-/// The API routes, mounted under `/api/v1`.
+/// Builds the API routes, mounted under `/api/v1`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/me", get(me))

@@ -20,7 +20,7 @@ pub struct Cli {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
     pub log_format: LogFormat,
 
-    /// What to run; `serve` when omitted.
+    /// Subcommand to run, `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -221,7 +221,7 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// The Leptos options for the site built into `web.site_root`.
+/// Builds the Leptos options for the site built into `web.site_root`.
 pub fn leptos_options(web: &WebArgs) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("siteline")

@@ -6,7 +6,7 @@ use std::time::Duration;
 use backend::settings::Settings;
 use clap::{Args, ValueEnum};
 
-/// How log lines are written.
+/// Format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// One JSON object per line, for log collectors.
@@ -70,7 +70,7 @@ pub struct WebArgs {
 }
 
 impl WebArgs {
-    /// The backend settings these options describe.
+    /// Builds the backend settings these options describe.
     pub fn settings(&self) -> Settings {
         Settings {
             session_idle_timeout: Duration::from_secs(self.session_idle_minutes * 60),

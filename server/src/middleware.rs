@@ -76,7 +76,7 @@ pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -
     );
     match verdict {
         Some(reason) => {
-            tracing::warn!(reason, "request refused by the CSRF check");
+            tracing::warn!(reason, "request rejected by the CSRF check");
             ApiError::Forbidden(reason).into_response()
         }
         None => next.run(request).await,
@@ -84,7 +84,7 @@ pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -
 }
 
 /// Returns 413 in the API's error shape when `Content-Length` exceeds the JSON limit, before
-/// the body is read; bodies without a length are cut by axum's body limit instead.
+/// the body is read. Bodies without a length are cut by axum's body limit instead.
 pub async fn json_body_limit(
     State(state): State<AppState>,
     request: Request,

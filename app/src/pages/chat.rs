@@ -5,7 +5,7 @@ use leptos_meta::Title;
 
 use super::require_role;
 
-/// Where a manager will set up a site by conversation. For now it holds one interactive
+/// Where a manager will set up a site by conversation. For now it has one interactive
 /// control, which proves the page hydrated: its click updates the page without a reload.
 #[component]
 pub fn ChatPage() -> impl IntoView {

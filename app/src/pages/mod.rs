@@ -16,7 +16,7 @@ use leptos::prelude::*;
 
 use crate::account::CurrentUser;
 
-/// Shows `content` when the signed-in user holds `role`, otherwise explains who can open it.
+/// Shows `content` when the signed-in user has `role`, otherwise explains who can open it.
 fn require_role(role: &'static str, content: impl IntoView + 'static) -> impl IntoView {
     let user = use_context::<CurrentUser>();
     if user.as_ref().is_some_and(|user| user.has(role)) {

@@ -19,7 +19,7 @@ static DUMMY_HASH: LazyLock<String> =
 /// milliseconds, so a burst of sign-ins queues here instead of exhausting memory.
 static ARGON2_PERMITS: Semaphore = Semaphore::const_new(4);
 
-/// Longest password checked; anything longer fails without hashing, so huge inputs cost nothing.
+/// Maximum password length checked. Anything longer fails without hashing, so huge inputs cost nothing.
 const MAX_PASSWORD_CHARS: usize = 1024;
 
 /// Reason a sign-in failed.
@@ -54,8 +54,8 @@ impl From<LoginError> for ApiError {
 /// Refuses, before checking the password, when the account or the address already has
 /// `login_max_failures` failures inside `login_window`. Every attempt is recorded. The check and
 /// the record happen under transaction-scoped advisory locks on the account and the address, so
-/// parallel guesses cannot all pass the check before any is counted: while one attempt for an
-/// account or address runs, the others are refused as throttled with a one-second wait.
+/// parallel guesses cannot all pass the check before any is counted. While one attempt for an
+/// account or address runs, the others are rejected as throttled with a one-second wait.
 pub async fn login(
     pool: &PgPool,
     settings: &Settings,
@@ -71,7 +71,7 @@ pub async fn login(
     let mut tx = pool.begin().await.map_err(ApiError::from)?;
     // Two key spaces (1: account, 2: address) keep an email and an address from sharing a lock.
     // Trying instead of waiting means a flood of parallel guesses cannot park pooled connections
-    // on the lock: the losers are told to retry in a second.
+    // on the lock. The losers get a 429 asking them to retry in a second.
     let locked: bool = sqlx::query_scalar(
         "SELECT pg_try_advisory_xact_lock(1, hashtext($1))
                 AND pg_try_advisory_xact_lock(2, hashtext($2))",
@@ -84,7 +84,7 @@ pub async fn login(
     if !locked {
         tracing::warn!(
             ip,
-            "sign-in refused: another attempt for this account or address is running"
+            "sign-in rejected: another attempt for this account or address is running"
         );
         return Err(LoginError::Throttled {
             retry_after_secs: 1,
@@ -101,7 +101,7 @@ pub async fn login(
     )
     .await?;
     if let Some(retry_after_secs) = wait {
-        tracing::warn!(ip, "sign-in throttled");
+        tracing::warn!(ip, "sign-in rejected: too many recent failures");
         return Err(LoginError::Throttled { retry_after_secs });
     }
 

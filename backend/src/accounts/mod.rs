@@ -14,7 +14,7 @@ pub use login::{login, prune_login_attempts, LoginError};
 pub use password::{generate_password, hash_password, verify_password, MIN_PASSWORD_CHARS};
 pub use tokens::{create_token, principal_for_token, NewToken};
 
-/// What a user may do inside their tenant.
+/// A user's permission set inside their tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -30,7 +30,7 @@ impl Role {
     /// Every role, in display order.
     pub const ALL: [Role; 3] = [Role::Manager, Role::Approver, Role::Admin];
 
-    /// The role's name as stored and shown.
+    /// Returns the role's name as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Manager => "manager",
@@ -78,7 +78,7 @@ impl Email {
         }
     }
 
-    /// The address as text.
+    /// Returns the address as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -133,7 +133,7 @@ impl Principal {
         )))
     }
 
-    /// The tenant scope every tenant-owned query takes.
+    /// Returns the tenant scope that every tenant-owned query takes.
     pub fn scope(&self) -> Scope {
         Scope(self.tenant_id)
     }
@@ -146,7 +146,7 @@ impl Principal {
 pub struct Scope(TenantId);
 
 impl Scope {
-    /// The tenant this scope allows.
+    /// Returns the tenant this scope allows.
     pub fn tenant_id(self) -> TenantId {
         self.0
     }
@@ -218,7 +218,7 @@ pub async fn tenant_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>,
 }
 
 impl Tenant {
-    /// The scope for operator commands acting on this tenant.
+    /// Returns the scope for operator commands acting on this tenant.
     pub fn scope(&self) -> Scope {
         Scope(self.id)
     }
@@ -320,7 +320,7 @@ pub async fn user_id_by_email(pool: &PgPool, email: &Email) -> Result<Option<Use
 }
 
 /// Replaces the password of the user with `email` and ends that user's sessions, so a session
-/// opened with the old password does not outlive it; `false` when there is no such user.
+/// opened with the old password does not outlive it. Returns `false` when there is no such user.
 pub async fn set_password(pool: &PgPool, email: &Email, password: &str) -> Result<bool, ApiError> {
     let hash = hash_password(password)?;
     let mut tx = pool.begin().await?;

@@ -10,7 +10,7 @@ const VALUE_EXCERPT_CHARS: usize = 64;
 /// The JSON error shape: a plain sentence, and the field and value at fault when there is one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// What went wrong and what to do about it.
+    /// A sentence on the failure and what to do about it.
     pub error: String,
     /// The request field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,7 +71,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A 400 naming the field and the value at fault.
+    /// Builds a 400 naming the field and the value at fault.
     pub fn invalid(field: &str, value: &str, message: impl Into<String>) -> Self {
         Self::Invalid {
             message: message.into(),
@@ -80,7 +80,7 @@ impl ApiError {
         }
     }
 
-    /// A 422 naming the field and the value at fault.
+    /// Builds a 422 naming the field and the value at fault.
     pub fn unprocessable(field: &str, value: &str, message: impl Into<String>) -> Self {
         Self::Unprocessable {
             message: message.into(),
@@ -104,7 +104,7 @@ impl ApiError {
         }
     }
 
-    /// The JSON body sent to the client.
+    /// Builds the JSON body sent to the client.
     pub fn body(&self) -> ErrorBody {
         let (field, value, existing_id) = match self {
             Self::Invalid { field, value, .. } | Self::Unprocessable { field, value, .. } => {
