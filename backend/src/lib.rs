@@ -5,11 +5,13 @@
 //! request-edge parsers.
 
 pub mod accounts;
+pub mod audit;
 pub mod conversations;
 pub mod db;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod net;
 pub mod security;
 pub mod sessions;
 pub mod settings;

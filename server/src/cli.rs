@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use leptos::config::LeptosOptions;
 
 use crate::config::{DbArgs, LogFormat, WebArgs, WorkerArgs};
-use crate::{ops, router, telemetry, workers};
+use crate::{dead_letter_ops, ops, router, telemetry, workers};
+use backend::jobs::dead_letters::Filter;
+use backend::jobs::demo::DemoArgs;
 
 /// Siteline: conversational onboarding for facility management.
 ///
@@ -55,6 +57,20 @@ pub enum Command {
     Migrate {
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Work the dead-letter queue: list, show, retry, discard.
+    DeadLetters {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
+    /// Queue jobs by hand (for tests and demos).
+    Jobs {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        command: JobsCommand,
     },
     /// Operator commands: tenants, users, tokens, demo data.
     Admin {
@@ -135,6 +151,73 @@ pub enum AdminCommand {
     SeedDemo,
 }
 
+/// Dead-letter subcommands. They act on every tenant's dead letters, and each action is
+/// recorded in the owning tenant's audit trail as done by the command line.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// List dead letters, newest first.
+    List {
+        /// Only this job kind, e.g. demo.fail.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this error class: database, network, model_provider, rate_limited,
+        /// circuit_open or permanent.
+        #[arg(long)]
+        class: Option<String>,
+        /// Only critical (true) or non-critical (false) ones.
+        #[arg(long)]
+        critical: Option<bool>,
+        /// open (default), retried, discarded or all.
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// Text to find in the payload or the error.
+        #[arg(long)]
+        search: Option<String>,
+        /// Largest number of rows to print (at most 200).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Print one dead letter with its error chain, attempts and payload.
+    Show {
+        /// Dead letter id.
+        id: String,
+    },
+    /// Queue the jobs of the given dead letters again; ids already retried are skipped.
+    Retry {
+        /// Dead letter ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Close a dead letter without running its job again.
+    Discard {
+        /// Dead letter id.
+        id: String,
+        /// Why the job should not run again (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Job subcommands.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Queue a demo.fail job, which fails on demand; workers run it only with DEMO_JOBS=true.
+    DemoFail {
+        /// Slug of the owning tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Attempts that fail before one succeeds; all fail when omitted.
+        #[arg(long)]
+        fail_attempts: Option<i32>,
+        /// Error class of the failures (default permanent).
+        #[arg(long)]
+        class: Option<String>,
+        /// Milliseconds each attempt sleeps before failing or succeeding.
+        #[arg(long)]
+        sleep_ms: Option<u64>,
+    },
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
@@ -144,7 +227,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .command
             .expect("serve parses"),
     };
-    let is_admin = matches!(command, Command::Admin { .. } | Command::Migrate { .. });
+    let is_admin = matches!(
+        command,
+        Command::Admin { .. }
+            | Command::Migrate { .. }
+            | Command::DeadLetters { .. }
+            | Command::Jobs { .. }
+    );
     // Operator commands print results for people; their logs stay short unless asked.
     telemetry::init(if is_admin {
         LogFormat::Text
@@ -159,7 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // try_join: when the web server fails (say its port is taken) the workers stop too,
             // and the error reaches the terminal instead of the process idling on.
             let web_task = serve_web(state, &web);
-            let worker_task = workers::run(pool, worker, shutdown_signal());
+            let worker_task = workers::run(pool, worker.settings()?, shutdown_signal());
             tokio::try_join!(web_task, worker_task).map(|_| ())
         }
         Command::Web { db, web } => {
@@ -168,7 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker { db, worker } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
-            workers::run(pool, worker, shutdown_signal()).await
+            workers::run(pool, worker.settings()?, shutdown_signal()).await
         }
         Command::Migrate { db } => {
             let pool = backend::db::connect(&db.database_url, 2).await?;
@@ -179,6 +268,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { db, command } => {
             let pool = backend::db::connect(&db.database_url, 2).await?;
             run_admin(&pool, command).await
+        }
+        Command::DeadLetters { db, command } => {
+            let pool = backend::db::connect(&db.database_url, 2).await?;
+            run_dead_letters(&pool, command).await
+        }
+        Command::Jobs { db, command } => {
+            let pool = backend::db::connect(&db.database_url, 2).await?;
+            match command {
+                JobsCommand::DemoFail {
+                    tenant,
+                    fail_attempts,
+                    class,
+                    sleep_ms,
+                } => {
+                    let class = class
+                        .as_deref()
+                        .map(dead_letter_ops::parse_class)
+                        .transpose()?;
+                    let args = DemoArgs {
+                        fail_attempts,
+                        class,
+                        sleep_ms,
+                        ..DemoArgs::default()
+                    };
+                    dead_letter_ops::queue_demo(&pool, &tenant, args).await
+                }
+            }
         }
     }
 }
@@ -205,6 +321,49 @@ async fn run_admin(pool: &sqlx::PgPool, command: AdminCommand) -> anyhow::Result
             ops::set_password(pool, &email, password).await
         }
         AdminCommand::SeedDemo => ops::seed_demo(pool).await,
+    }
+}
+
+async fn run_dead_letters(pool: &sqlx::PgPool, command: DeadLetterCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLetterCommand::List {
+            kind,
+            class,
+            critical,
+            status,
+            search,
+            limit,
+        } => {
+            if !["open", "retried", "discarded", "all"].contains(&status.as_str()) {
+                anyhow::bail!("unknown status '{status}'; use open, retried, discarded or all");
+            }
+            let filter = Filter {
+                kind,
+                class: class
+                    .as_deref()
+                    .map(dead_letter_ops::parse_class)
+                    .transpose()?,
+                critical,
+                status: Some(status),
+                search,
+                limit: Some(limit),
+                ..Filter::default()
+            };
+            dead_letter_ops::list(pool, &filter).await
+        }
+        DeadLetterCommand::Show { id } => {
+            dead_letter_ops::show(pool, dead_letter_ops::parse_id(&id)?).await
+        }
+        DeadLetterCommand::Retry { ids } => {
+            let ids = ids
+                .iter()
+                .map(|id| dead_letter_ops::parse_id(id))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            dead_letter_ops::retry(pool, &ids).await
+        }
+        DeadLetterCommand::Discard { id, reason } => {
+            dead_letter_ops::discard(pool, dead_letter_ops::parse_id(&id)?, &reason).await
+        }
     }
 }
 

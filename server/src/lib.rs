@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dead_letter_ops;
 pub mod middleware;
 pub mod ops;
 pub mod router;

@@ -3,68 +3,77 @@
 use std::time::Duration;
 
 use apalis::prelude::*;
-use backend::jobs::{self, Upkeep};
+use apalis_postgres::Pubsub;
+use backend::jobs::{self, upkeep, JobSettings, Runner};
 use sqlx::PgPool;
 
-use crate::config::WorkerArgs;
-
-/// Runs the workers until `shutdown` resolves or a worker fails.
+/// Runs the job worker and the upkeep schedule until `shutdown` resolves or the worker fails.
 pub async fn run(
     pool: PgPool,
-    args: WorkerArgs,
+    settings: JobSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let period = Duration::from_secs(args.session_cleanup_seconds.max(1));
-    let storage = jobs::upkeep_storage(&pool);
-    let scheduler = schedule_upkeep(storage.clone(), period);
+    let registry = jobs::registry(&pool, &settings)?;
+    let kinds = registry.kinds();
+    let runner = Runner::new(pool.clone(), registry, settings.policy.clone());
+
+    // New deliveries wake the worker through LISTEN/NOTIFY; deliveries scheduled for later
+    // (retries) send no notification, so the worker also polls every `poll_interval`.
+    let strategy = Strategy::new()
+        .stream(Pubsub::new(pool.clone(), jobs::JOB_QUEUE.to_string()))
+        .interval(settings.poll_interval);
+    let backend = jobs::storage(&pool, &settings).poll_with_strategy(strategy);
 
     // Names are unique per process: apalis records live workers by name.
-    let name = format!("upkeep-{}", uuid::Uuid::now_v7());
+    let name = format!("jobs-{}", uuid::Uuid::now_v7());
     let worker = WorkerBuilder::new(name.as_str())
-        .backend(storage.with_pubsub())
-        .data(pool)
-        .build(handle_upkeep);
+        .backend(backend)
+        .concurrency(settings.concurrency.max(1))
+        .data(runner)
+        .build(handle_delivery);
 
     tracing::info!(
         worker = name,
-        period_seconds = period.as_secs(),
+        kinds = kinds.join(","),
+        concurrency = settings.concurrency,
+        heartbeat_seconds = settings.heartbeat.as_secs(),
+        orphaned_after_seconds = settings.orphaned_after().as_secs(),
         "workers started"
     );
     let result = tokio::select! {
-        result = worker.run() => result.map_err(|error| anyhow::anyhow!("upkeep worker failed: {error}")),
-        () = scheduler => Ok(()),
+        result = worker.run() => result.map_err(|error| anyhow::anyhow!("job worker failed: {error}")),
+        () = schedule_upkeep(pool, settings) => Ok(()),
         () = shutdown => Ok(()),
     };
     tracing::info!(worker = name, "workers stopped");
     result
 }
 
-/// Queues an upkeep job every `period`. Each worker process queues its own; the job is
-/// idempotent, so the extra runs only repeat deletes that find nothing.
-async fn schedule_upkeep(mut storage: apalis_postgres::PostgresStorage<Upkeep>, period: Duration) {
+/// Queues the upkeep job once per period. Every worker process runs this timer; the job's
+/// idempotency key is the period, so it runs once per period however many workers there are.
+async fn schedule_upkeep(pool: PgPool, settings: JobSettings) {
+    let period = settings.upkeep_interval.max(Duration::from_secs(1));
     let mut ticker = tokio::time::interval(period);
     loop {
         ticker.tick().await;
-        if let Err(error) = storage.push(Upkeep::now()).await {
+        if let Err(error) = upkeep::schedule_upkeep(&pool, &settings).await {
             tracing::error!(%error, "queueing the upkeep job failed; trying again next period");
         }
     }
 }
 
-/// Runs one upkeep job.
-async fn handle_upkeep(job: Upkeep, pool: Data<PgPool>) -> Result<(), BoxDynError> {
-    match jobs::run_upkeep(&pool).await {
-        Ok(report) => {
-            tracing::info!(
-                queued_at = job.queued_at,
-                sessions = report.sessions,
-                login_attempts = report.login_attempts,
-                "upkeep done"
-            );
-            Ok(())
-        }
+/// Runs one delivery through the runner. An error reaches apalis only when the outcome could
+/// not be recorded, and apalis then delivers the attempt again.
+async fn handle_delivery(
+    payload: serde_json::Value,
+    runner: Data<Runner>,
+    task_id: TaskId,
+) -> Result<(), BoxDynError> {
+    let task_id = task_id.to_string();
+    match runner.handle(payload, &task_id).await {
+        Ok(_) => Ok(()),
         Err(error) => {
-            tracing::error!(queued_at = job.queued_at, error = %error, "upkeep failed");
+            tracing::error!(task_id, error = %error, "recording a job outcome failed; apalis will deliver it again");
             Err(error.into())
         }
     }

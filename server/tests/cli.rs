@@ -228,3 +228,88 @@ async fn set_password_ends_existing_sessions() {
     let old_password = app.login(&app.browser(), &email, &tenant.password).await;
     assert_eq!(old_password.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn dead_letter_commands_list_show_retry_discard() {
+    let app = TestApp::spawn().await;
+    let db = database_url(&app).await;
+    app.tenant("ops").await;
+
+    let (ok, out, err) = run(
+        &db,
+        &[
+            "jobs",
+            "demo-fail",
+            "--tenant",
+            "ops",
+            "--class",
+            "permanent",
+        ],
+        None,
+    );
+    assert!(ok, "demo-fail failed: {err}");
+    assert!(out.starts_with("queued demo.fail job "), "{out}");
+    let (ok, _, err) = run(
+        &db,
+        &["jobs", "demo-fail", "--tenant", "ops", "--class", "flaky"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("unknown error class 'flaky'"), "{err}");
+
+    // No worker here knows demo.fail, so run the job through one that does.
+    let settings = backend::jobs::JobSettings {
+        demo_jobs: true,
+        poll_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let pool = app.pool.clone();
+    let workers = tokio::spawn(server::workers::run(pool, settings, std::future::pending()));
+    let mut id = String::new();
+    for _ in 0..100 {
+        let (_, out, _) = run(&db, &["dead-letters", "list", "--class", "permanent"], None);
+        if let Some(first) = out
+            .split_whitespace()
+            .next()
+            .filter(|word| word.len() == 36)
+        {
+            id = first.to_string();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    workers.abort();
+    assert!(!id.is_empty(), "the failed job never reached dead letters");
+
+    let (ok, out, err) = run(&db, &["dead-letters", "show", &id], None);
+    assert!(ok, "{err}");
+    let detail: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(detail["kind"], "demo.fail");
+    assert_eq!(detail["error_class"], "permanent");
+
+    let (ok, _, err) = run(
+        &db,
+        &["dead-letters", "discard", &id, "--reason", " "],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("needs a reason"), "{err}");
+    let (ok, out, err) = run(&db, &["dead-letters", "retry", &id], None);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("retried {id}"));
+    let (ok, out, _) = run(&db, &["dead-letters", "retry", &id], None);
+    assert!(ok);
+    assert!(out.starts_with(&format!("skipped {id}")), "{out}");
+    let (ok, _, err) = run(&db, &["dead-letters", "show", "not-a-uuid"], None);
+    assert!(!ok);
+    assert!(
+        err.contains("'not-a-uuid' is not a dead letter id"),
+        "{err}"
+    );
+
+    let (_, out, _) = run(&db, &["dead-letters", "list", "--status", "retried"], None);
+    assert!(out.contains(&id), "{out}");
+    let (ok, _, err) = run(&db, &["dead-letters", "list", "--status", "gone"], None);
+    assert!(!ok);
+    assert!(err.contains("unknown status 'gone'"), "{err}");
+}

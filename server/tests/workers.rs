@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use backend::jobs::JobSettings;
 use backend::testing::fresh_pool;
-use server::config::WorkerArgs;
 
 #[tokio::test]
 async fn upkeep_job_deletes_expired_rows() {
@@ -25,12 +25,13 @@ async fn upkeep_job_deletes_expired_rows() {
     .await
     .unwrap();
 
-    let args = WorkerArgs {
-        session_cleanup_seconds: 1,
+    let settings = JobSettings {
+        upkeep_interval: Duration::from_secs(1),
+        ..JobSettings::default()
     };
     let workers = tokio::spawn(server::workers::run(
         pool.clone(),
-        args,
+        settings,
         std::future::pending(),
     ));
 
@@ -38,7 +39,7 @@ async fn upkeep_job_deletes_expired_rows() {
     let mut done = 0i64;
     for _ in 0..100 {
         done = sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'upkeep' AND status = 'Done'",
+            "SELECT count(*) FROM job_ledger WHERE kind = 'system.upkeep' AND status = 'succeeded'",
         )
         .fetch_one(&pool)
         .await
@@ -71,8 +72,13 @@ async fn upkeep_twice_is_harmless() {
         .await
         .unwrap();
 
-    let first = backend::jobs::run_upkeep(&pool).await.unwrap();
-    let second = backend::jobs::run_upkeep(&pool).await.unwrap();
+    let settings = JobSettings::default();
+    let first = backend::jobs::upkeep::run_upkeep(&pool, &settings)
+        .await
+        .unwrap();
+    let second = backend::jobs::upkeep::run_upkeep(&pool, &settings)
+        .await
+        .unwrap();
 
     assert_eq!(first.sessions, 1);
     assert_eq!(second.sessions, 0);

@@ -28,6 +28,19 @@ pub const SESSION_SIGNED_IN_AT: &str = "signed_in_at";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorrelationId(pub String);
 
+impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
+    type Rejection = std::convert::Infallible;
+
+    /// Takes the id the correlation middleware stored; a fresh one when it did not run.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<CorrelationId>()
+            .cloned()
+            .unwrap_or_else(|| CorrelationId(uuid::Uuid::now_v7().to_string())))
+    }
+}
+
 /// Client address and user agent, recorded with logins and decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientMeta {

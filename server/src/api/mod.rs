@@ -1,5 +1,7 @@
 //! REST API v1: thin handlers that authenticate, parse at the edge and call the backend.
 
+pub mod dead_letters;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -22,6 +24,13 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", get(get_user))
         .route("/conversations", post(start_conversation))
         .route("/conversations/{id}", get(get_conversation))
+        .route("/dead-letters", get(dead_letters::list))
+        .route("/dead-letters/stats", get(dead_letters::stats))
+        .route("/dead-letters/retry", post(dead_letters::retry))
+        .route("/dead-letters/{id}", get(dead_letters::show))
+        .route("/dead-letters/{id}/discard", post(dead_letters::discard))
+        .route("/audit", get(dead_letters::audit_list))
+        .route("/audit/verify", get(dead_letters::audit_verify))
         .fallback(unknown_route)
 }
 
@@ -29,8 +38,15 @@ pub fn router() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Siteline API", version = "1", description = "Conversational facility onboarding."),
-    paths(me, get_user, start_conversation, get_conversation),
-    components(schemas(ErrorBody, Principal, Role, UserSummary, Conversation, StartConversation, ConversationType)),
+    paths(
+        me, get_user, start_conversation, get_conversation,
+        dead_letters::list, dead_letters::stats, dead_letters::show, dead_letters::retry,
+        dead_letters::discard, dead_letters::audit_list, dead_letters::audit_verify,
+    ),
+    components(schemas(
+        ErrorBody, Principal, Role, UserSummary, Conversation, StartConversation, ConversationType,
+        dead_letters::DeadLetterPage, dead_letters::RetryRequest, dead_letters::DiscardRequest,
+    )),
     modifiers(&BearerAuth),
     security(("bearer" = []), ("session" = []))
 )]

@@ -1,0 +1,132 @@
+//! Alerts about critical jobs that failed for good.
+//!
+//! The runner writes the alert's error log line itself. The dead letter's transaction also
+//! queues an [`ALERT_KIND`] job, which posts a Slack-style JSON message through the URL guard
+//! when `ALERT_WEBHOOK_URL` is set; being a job, the alert is retried on network errors and
+//! survives restarts.
+
+use askama::Template;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::dead_letters::{self, DeadLetter};
+use super::error::JobError;
+use super::runner::{JobContext, JobHandler};
+use super::JobSettings;
+use crate::net::{GuardedClient, Policy};
+
+/// Kind of the job that posts an alert.
+pub const ALERT_KIND: &str = "alert.dead_letter";
+
+/// The webhook message, rendered from `templates/alerts/dead_letter.json`.
+#[derive(Template)]
+#[template(path = "alerts/dead_letter.json", escape = "none")]
+struct DeadLetterAlert<'a> {
+    headline: &'a str,
+    summary: &'a str,
+    context_line: &'a str,
+}
+
+/// Renders the webhook message about a dead letter.
+pub fn render_dead_letter_alert(
+    dead_letter: &DeadLetter,
+    public_url: Option<&str>,
+) -> Result<Value, String> {
+    let summary_line = &dead_letter.summary;
+    let headline = format!(
+        "Critical job {} failed for good ({} error)",
+        summary_line.kind, summary_line.error_class
+    );
+    let mut summary = format!(
+        "*{}* failed after {} attempts: {}",
+        summary_line.kind, summary_line.attempt_count, summary_line.error
+    );
+    if let Some(base) = public_url {
+        summary.push_str(&format!(
+            "\n<{}/admin/dead-letters/{}|Open the dead letter>",
+            base.trim_end_matches('/'),
+            summary_line.id
+        ));
+    }
+    let context_line = format!(
+        "dead letter {} | job {} | correlation id {}",
+        summary_line.id, summary_line.job_id, dead_letter.correlation_id
+    );
+    let text = DeadLetterAlert {
+        headline: &headline,
+        summary: &summary,
+        context_line: &context_line,
+    }
+    .render()
+    .map_err(|error| format!("the alert template failed to render: {error}"))?;
+    serde_json::from_str(&text)
+        .map_err(|error| format!("the alert template produced invalid JSON: {error}"))
+}
+
+/// Handler of [`ALERT_KIND`].
+pub struct AlertHandler {
+    pool: PgPool,
+    webhook: Option<(String, GuardedClient)>,
+    public_url: Option<String>,
+}
+
+impl AlertHandler {
+    /// Creates the handler; without a webhook URL it only confirms the alert was logged.
+    pub fn new(pool: PgPool, settings: &JobSettings) -> Self {
+        let webhook = match &settings.alert_webhook_url {
+            Some(url) => {
+                let mut policy = Policy {
+                    allow_loopback: settings.outbound_allow_loopback,
+                    ..Policy::default()
+                };
+                // The operator chose this URL, port included; the address checks still apply.
+                if let Some(port) = url::Url::parse(url).ok().and_then(|url| url.port()) {
+                    policy.allowed_ports.push(port);
+                }
+                Some((url.clone(), GuardedClient::new(policy)))
+            }
+            None => None,
+        };
+        Self {
+            pool,
+            webhook,
+            public_url: settings.public_url.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler for AlertHandler {
+    /// Idempotent enough for alerts: the job is keyed on the dead letter, so it is queued once;
+    /// a second delivery after a crash may post the message twice, which a person reading the
+    /// channel tolerates better than a lost alert.
+    async fn run(&self, job: &JobContext, args: Value) -> Result<(), JobError> {
+        let Some((url, client)) = &self.webhook else {
+            return Ok(());
+        };
+        let dead_letter_id: Uuid = args
+            .get("dead_letter_id")
+            .and_then(Value::as_str)
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| {
+                JobError::permanent(format!(
+                    "alert job {} has no valid dead_letter_id in {args}",
+                    job.job_id
+                ))
+            })?;
+        let Some(dead_letter) = dead_letters::get(&self.pool, None, dead_letter_id).await? else {
+            // Pruned or its tenant removed before the alert ran: nothing left to report.
+            tracing::warn!(%dead_letter_id, "dead letter of an alert no longer exists");
+            return Ok(());
+        };
+        let message = render_dead_letter_alert(&dead_letter, self.public_url.as_deref())
+            .map_err(JobError::permanent)?;
+        let status = client
+            .post_json(url, &message)
+            .await
+            .map_err(|error| super::net_error(error).context("posting the alert webhook"))?;
+        tracing::info!(%dead_letter_id, status, "alert posted");
+        Ok(())
+    }
+}
