@@ -2,8 +2,10 @@
 # Runs the browser end-to-end tests against a freshly built Siteline server.
 #
 # It creates a throwaway database, migrates it, seeds the demo tenant as `make run` does,
-# starts the server on a free 127.0.0.1 port and runs `npm test` here. On exit it stops
-# the server and drops the database, and it exits with the status of the tests.
+# starts the server on a free 127.0.0.1 port with the demo jobs turned on, queues a demo.fail
+# job for the Dead letters journey, waits until that job is dead and runs `npm test` here.
+# On exit it stops the server and drops the database, and it exits with the status of the
+# tests.
 #
 # Environment:
 #   SERVER_BIN          path to the built server binary
@@ -17,6 +19,8 @@
 set -euo pipefail
 
 readonly READY_TIMEOUT_SECONDS=60
+# The demo job fails for good on its first attempt, and the workers poll every JOB_POLL_MS.
+readonly DEAD_LETTER_TIMEOUT_SECONDS=60
 readonly ROLES=(manager approver admin)
 
 E2E_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -158,7 +162,9 @@ done
 
 port=$(free_port)
 base_url="http://127.0.0.1:$port"
+# DEMO_JOBS registers the demo.fail handler, and a short poll interval keeps retries quick.
 LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT="$LEPTOS_SITE_ROOT" LOG_FORMAT=json \
+  DEMO_JOBS=true JOB_POLL_MS=200 \
   "$SERVER_BIN" serve >"$SERVER_LOG" 2>&1 &
 server_pid=$!
 echo "run.sh: started server (pid $server_pid) on $base_url, log in $SERVER_LOG"
@@ -176,6 +182,21 @@ until curl --silent --fail --output /dev/null --max-time 2 "$base_url/readyz"; d
   sleep 0.5
 done
 echo "run.sh: server is ready"
+
+# The Dead letters journey retries this job from the page: attempt 1 fails permanently, so the
+# job is dead at once, and attempt 2 (the retry) succeeds.
+"$SERVER_BIN" jobs demo-fail --tenant demo --fail-attempts 1
+deadline=$((SECONDS + DEAD_LETTER_TIMEOUT_SECONDS))
+# The listing is captured first: `grep -q` could close the pipe early, and under pipefail the
+# writer's SIGPIPE would read as "not dead yet".
+until listing=$("$SERVER_BIN" dead-letters list --kind demo.fail) && [[ $listing == *demo.fail* ]]; do
+  if ((SECONDS >= deadline)); then
+    show_server_log
+    fail "the queued demo.fail job was not dead within $DEAD_LETTER_TIMEOUT_SECONDS s. See the log above."
+  fi
+  sleep 0.5
+done
+echo "run.sh: the demo.fail job is dead"
 
 test_status=0
 (

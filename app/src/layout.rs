@@ -29,6 +29,11 @@ const NAV: &[NavItem] = &[
         label: "Users",
         roles: &["admin"],
     },
+    NavItem {
+        href: "/admin/dead-letters",
+        label: "Dead letters",
+        roles: &["admin"],
+    },
 ];
 
 /// Wraps every signed-in page; visitors are sent to the sign-in page.

@@ -4,6 +4,7 @@
 //! through the `AppState` in Leptos context) and with `hydrate` for the browser.
 
 pub mod account;
+pub mod dead_letters;
 mod layout;
 mod pages;
 
@@ -13,7 +14,9 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::layout::Layout;
-use crate::pages::{ChatPage, HomePage, LoginPage, NotFoundPage, UsersPage};
+use crate::pages::{
+    ChatPage, DeadLetterPage, DeadLettersPage, HomePage, LoginPage, NotFoundPage, UsersPage,
+};
 
 /// Renders the HTML document around the application, on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -61,6 +64,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=HomePage />
                     <Route path=path!("chat") view=ChatPage />
                     <Route path=path!("users") view=UsersPage />
+                    <Route path=path!("admin/dead-letters") view=DeadLettersPage />
+                    <Route path=path!("admin/dead-letters/:id") view=DeadLetterPage />
                 </ParentRoute>
             </Routes>
         </Router>

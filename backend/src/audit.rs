@@ -209,7 +209,7 @@ pub struct Verification {
     pub intact: bool,
     /// The first row that does not match, when there is one.
     pub first_broken_seq: Option<i64>,
-    /// Why that row does not match.
+    /// The reason that row does not match.
     pub reason: Option<String>,
 }
 

@@ -192,7 +192,7 @@ pub enum DeadLetterCommand {
     Discard {
         /// Dead letter id.
         id: String,
-        /// Why the job should not run again (kept in the audit trail).
+        /// The reason the job should not run again (kept in the audit trail).
         #[arg(long)]
         reason: String,
     },

@@ -133,7 +133,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "JOB_RETRY_MODEL_PROVIDER", default_value = "4,5s,3,600s")]
     pub job_retry_model_provider: String,
 
-    /// Retry rule for 429 answers without Retry-After: retries,base,factor,cap.
+    /// Retry rule for 429 responses without Retry-After: retries,base,factor,cap.
     #[arg(long, env = "JOB_RETRY_RATE_LIMITED", default_value = "8,30s,2,60m")]
     pub job_retry_rate_limited: String,
 
@@ -176,7 +176,8 @@ pub struct WorkerArgs {
 }
 
 impl WorkerArgs {
-    /// Builds the job settings these options describe, or says which option is invalid.
+    /// Builds the job settings these options describe, or returns an error naming the invalid
+    /// option.
     pub fn settings(&self) -> anyhow::Result<JobSettings> {
         let rule = |name: &str, text: &str| {
             RetryRule::parse(text).map_err(|error| anyhow::anyhow!("{name}: {error}"))

@@ -99,14 +99,23 @@ async fn only_admins_of_the_tenant_see_dead_letters() {
         .contains("demo failure on attempt 1"));
 
     let response = app
-        .get_as(&admin, "/api/v1/dead-letters?q=site-north&class=permanent&limit=1")
+        .get_as(
+            &admin,
+            "/api/v1/dead-letters?q=site-north&class=permanent&limit=1",
+        )
         .await;
     let page: Value = response.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
-    assert!(page["next_cursor"].is_string(), "a full page has a cursor: {page}");
+    assert!(
+        page["next_cursor"].is_string(),
+        "a full page has a cursor: {page}"
+    );
     let cursor = page["next_cursor"].as_str().unwrap();
     let response = app
-        .get_as(&admin, &format!("/api/v1/dead-letters?limit=1&cursor={cursor}"))
+        .get_as(
+            &admin,
+            &format!("/api/v1/dead-letters?limit=1&cursor={cursor}"),
+        )
         .await;
     let next: Value = response.json().await.unwrap();
     assert_eq!(next["items"].as_array().unwrap().len(), 1);
@@ -158,7 +167,11 @@ async fn discard_and_retry_are_audited() {
     let response = app.post_as(&admin, &path, &json!({ "reason": "" })).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let response = app
-        .post_as(&admin, &path, &json!({ "reason": "duplicate of a later job" }))
+        .post_as(
+            &admin,
+            &path,
+            &json!({ "reason": "duplicate of a later job" }),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let response = app
@@ -174,7 +187,11 @@ async fn discard_and_retry_are_audited() {
     assert_eq!(report["retried"], json!([ids[1]]));
     assert_eq!(report["skipped"], json!([ids[0]]));
     let response = app
-        .post_as(&admin, "/api/v1/dead-letters/retry", &json!({ "ids": ["nope"] }))
+        .post_as(
+            &admin,
+            "/api/v1/dead-letters/retry",
+            &json!({ "ids": ["nope"] }),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 

@@ -14,8 +14,8 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// A retry table with the default table's shape and growth, scaled down to milliseconds so a
-/// test sees every attempt.
+/// Builds a retry table with the default table's shape and growth, scaled down to milliseconds
+/// so a test observes every attempt.
 fn fast_policy() -> RetryPolicy {
     let rule = |retries: Option<u32>, base_ms: u64, factor: u32, cap_ms: u64| RetryRule {
         max_retries: retries,
@@ -377,7 +377,7 @@ async fn dead_letter_payload_is_sanitized() {
     );
 }
 
-/// The URL of the test's own database, for a worker process started from the binary.
+/// Builds the URL of the test's own database, for a worker process started from the binary.
 async fn database_url(pool: &PgPool) -> String {
     let name: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(pool)

@@ -1,12 +1,14 @@
 //! One module per page, each reading top to bottom as the user sees it.
 
 mod chat;
+mod dead_letters;
 mod home;
 mod login;
 mod not_found;
 mod users;
 
 pub use chat::ChatPage;
+pub use dead_letters::{DeadLetterPage, DeadLettersPage};
 pub use home::HomePage;
 pub use login::LoginPage;
 pub use not_found::NotFoundPage;

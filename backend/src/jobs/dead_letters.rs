@@ -18,7 +18,7 @@ use crate::audit::{self, Actor, AuditEvent};
 pub const MAX_PAGE: i64 = 200;
 /// Most dead letters one retry call accepts.
 pub const MAX_RETRY_BATCH: usize = 1000;
-/// Longest discard reason, in characters.
+/// Maximum length of a discard reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 
 /// Filters of the dead-letter list; every field is optional.
@@ -89,9 +89,9 @@ pub struct DeadLetter {
     /// When it was retried or discarded.
     #[serde(with = "time::serde::rfc3339::option")]
     pub resolved_at: Option<OffsetDateTime>,
-    /// Who retried or discarded it.
+    /// Email of the user who retried or discarded it.
     pub resolved_by: Option<String>,
-    /// Why it was discarded.
+    /// The reason given for discarding it.
     pub discard_reason: Option<String>,
     /// The job's state now (after a retry: queued, running, succeeded or dead again).
     pub job_status: String,
@@ -140,7 +140,7 @@ impl From<ActionError> for crate::http::ApiError {
     }
 }
 
-/// Who performs an action, and from where.
+/// The actor of an action and the client it came from.
 #[derive(Debug, Clone)]
 pub struct ActionContext {
     /// The acting user or operator.
@@ -337,8 +337,7 @@ pub async fn retry(
         let tenant_id: Option<Uuid> = row.get("tenant_id");
         let kind: String = row.get("kind");
         if !ledger::restart_dead(&mut tx, job_id).await? {
-            // The ledger row is not dead (it cannot happen while the dead letter was open,
-            // but a broken invariant must not queue anything).
+            // An open dead letter whose job is not dead breaks an invariant: queue nothing.
             tracing::warn!(dead_letter_id = %id, %job_id, "job is not dead; not queued");
             continue;
         }

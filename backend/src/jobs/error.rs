@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorClass {
     /// Serialization failure, deadlock, lost connection: usually gone on the next try.
     Database,
-    /// Connect failures, timeouts and 5xx answers from a remote server.
+    /// Connect failures, timeouts and 5xx responses from a remote server.
     Network,
     /// A model provider failed: 5xx, timeout, or output that fails validation after repair.
     ModelProvider,
-    /// A remote server answered 429.
+    /// A remote server responded 429 Too Many Requests.
     RateLimited,
     /// The circuit breaker of a provider is open; the job waits until it half-opens.
     CircuitOpen,
@@ -34,7 +34,7 @@ impl ErrorClass {
         ErrorClass::Permanent,
     ];
 
-    /// The stable name stored in the database and shown in filters.
+    /// Returns the stable name stored in the database and shown in filters.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Database => "database",
@@ -117,7 +117,7 @@ impl JobError {
         self
     }
 
-    /// The outermost sentence.
+    /// Returns the outermost sentence.
     pub fn message(&self) -> &str {
         self.chain.first().map(String::as_str).unwrap_or("")
     }

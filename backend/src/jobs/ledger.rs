@@ -1,10 +1,10 @@
 //! The job ledger: one row per job across its attempts, and the apalis deliveries that carry
 //! each attempt to a worker.
 //!
-//! Every state change of a job happens in one transaction with the delivery it implies: a retry
-//! inserts the next delivery (scheduled with `run_at`, so it survives restarts) in the same
-//! transaction that records the failed attempt, and a dead letter is written in the same
-//! transaction that marks the job dead.
+//! Every state change of a job happens in one transaction with the delivery it implies. A retry
+//! inserts the next delivery (scheduled with `run_at`, so it survives restarts) in the
+//! transaction that records the failed attempt. A dead letter is written in the transaction that
+//! marks the job dead.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -21,12 +21,12 @@ use super::JOB_QUEUE;
 /// connection drops while recording the outcome). Retries of failed work are ours, not apalis's.
 const TRANSPORT_ATTEMPTS: i32 = 3;
 
-/// What a worker receives: the job's identity and arguments, and the attempt it is to run.
+/// The payload of one delivery: the job's identity and arguments, and the attempt to run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Stable id of the job across attempts.
     pub job_id: Uuid,
-    /// Which handler runs it, such as `demo.fail`.
+    /// Name of the handler that runs it, such as `demo.fail`.
     pub kind: String,
     /// The attempt this delivery runs, 1-based over the job's life.
     pub attempt: i32,
@@ -262,7 +262,7 @@ pub async fn complete(pool: &PgPool, envelope: &Envelope) -> Result<bool, sqlx::
     Ok(done == 1)
 }
 
-/// What a failed attempt led to.
+/// The result of recording a failed attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FailureOutcome {
     /// Another attempt is scheduled.

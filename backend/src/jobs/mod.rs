@@ -8,8 +8,8 @@
 //! - [`ledger::enqueue`] writes the ledger row and the first delivery in the caller's
 //!   transaction.
 //! - [`runner::Runner`] claims a delivery's attempt, runs its handler, and records the outcome.
-//!   A failure is classified ([`error::ErrorClass`]); the retry table ([`policy::RetryPolicy`])
-//!   either schedules the next attempt as a new delivery with `run_at`, or the job dies and its
+//!   A failure is classified ([`error::ErrorClass`]), and the retry table
+//!   ([`policy::RetryPolicy`]) either schedules the next attempt as a new delivery with `run_at`, or the job dies and its
 //!   sanitized dead letter is written in the same transaction.
 //! - [`dead_letters`] lists, retries and discards dead letters for admins.
 //!
@@ -46,7 +46,7 @@ pub const CRITICAL_KINDS: [&str; 3] = [
     "conversation.turn",
 ];
 
-/// Whether jobs of `kind` raise an alert when they fail for good.
+/// Returns whether jobs of `kind` raise an alert when they fail for good.
 pub fn is_critical_kind(kind: &str) -> bool {
     CRITICAL_KINDS.contains(&kind)
 }
@@ -78,7 +78,7 @@ pub struct JobSettings {
     pub lost_after: Duration,
     /// Register the `demo.fail` handler, which exists for tests.
     pub demo_jobs: bool,
-    /// Where alerts about critical dead letters are posted (Slack-style JSON).
+    /// Webhook URL that receives alerts about critical dead letters (Slack-style JSON).
     pub alert_webhook_url: Option<String>,
     /// The site's public address, for links in alerts.
     pub public_url: Option<String>,

@@ -21,7 +21,7 @@ pub struct RetryRule {
 }
 
 impl RetryRule {
-    /// The delay before retry number `retry` (0 for the first retry), before jitter.
+    /// Computes the delay before retry number `retry` (0 for the first retry), before jitter.
     pub fn delay(&self, retry: u32) -> Duration {
         let growth = u64::from(self.factor).saturating_pow(retry);
         let millis = (self.base.as_millis() as u64).saturating_mul(growth);
@@ -88,7 +88,7 @@ pub struct RetryPolicy {
     pub network: RetryRule,
     /// Model provider failures.
     pub model_provider: RetryRule,
-    /// 429 answers without `Retry-After`; with it, the server's delay is used.
+    /// 429 responses without `Retry-After`. With the header, the server's delay is used.
     pub rate_limited: RetryRule,
     /// Open circuit breaker, used when the error does not carry the reopen time.
     pub circuit_open: RetryRule,
@@ -135,7 +135,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What to do after a failed attempt.
+/// The decision after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Schedule another attempt after `delay` (jitter included).
@@ -150,7 +150,7 @@ pub enum Decision {
 }
 
 impl RetryPolicy {
-    /// The rule of `class`; `None` for permanent errors, which are never retried.
+    /// Returns the rule of `class`, or `None` for permanent errors, which are never retried.
     pub fn rule(&self, class: ErrorClass) -> Option<&RetryRule> {
         match class {
             ErrorClass::Database => Some(&self.database),
@@ -202,8 +202,8 @@ impl RetryPolicy {
     }
 }
 
-/// A random delay between half and all of `delay`, so jobs that failed together do not retry
-/// together.
+/// Picks a random delay between half and all of `delay`, so jobs that failed together do not
+/// retry together.
 pub fn jitter(delay: Duration, rng: &mut impl Rng) -> Duration {
     delay.mul_f64(rng.random_range(0.5..=1.0))
 }
@@ -274,7 +274,8 @@ mod tests {
                 panic!("429 should retry");
             };
             assert_eq!(nominal, wait);
-            assert!(delay >= wait && delay <= wait.mul_f64(1.1), "{delay:?}");
+            assert!(delay >= wait, "{delay:?} is shorter than Retry-After");
+            assert!(delay <= wait.mul_f64(1.1), "{delay:?} adds more than 10 %");
         }
     }
 

@@ -15,10 +15,10 @@ use super::error::JobError;
 use super::ledger::{self, Envelope, FailureOutcome};
 use super::policy::RetryPolicy;
 
-/// Longest a handler may run before its attempt counts as a network-class failure.
+/// Maximum run time of one attempt before it counts as a network-class failure.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
-/// What a handler knows about the job it runs.
+/// The job facts a handler receives with each attempt.
 #[derive(Debug, Clone)]
 pub struct JobContext {
     /// Database pool.
@@ -54,7 +54,7 @@ pub trait JobHandler: Send + Sync + 'static {
     /// Runs one attempt.
     async fn run(&self, job: &JobContext, args: Value) -> Result<(), JobError>;
 
-    /// Longest the attempt may run.
+    /// Returns the maximum run time of one attempt.
     fn timeout(&self) -> Duration {
         DEFAULT_HANDLER_TIMEOUT
     }
@@ -78,7 +78,7 @@ impl Registry {
         self
     }
 
-    /// The registered kinds, sorted.
+    /// Returns the registered kinds, sorted.
     pub fn kinds(&self) -> Vec<String> {
         let mut kinds: Vec<String> = self.handlers.keys().cloned().collect();
         kinds.sort();
@@ -90,7 +90,7 @@ impl Registry {
     }
 }
 
-/// What became of one delivery, for logs and tests.
+/// The outcome of one delivery, for logs and tests.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryOutcome {
     /// The attempt was no longer current; nothing ran.
@@ -119,7 +119,7 @@ impl Runner {
         }
     }
 
-    /// The retry policy in force.
+    /// Returns the retry policy in force.
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
     }

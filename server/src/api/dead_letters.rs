@@ -225,7 +225,7 @@ pub async fn retry(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscardRequest {
-    /// Why the job should not run again (1-500 characters).
+    /// The reason the job should not run again (1-500 characters).
     pub reason: String,
 }
 
