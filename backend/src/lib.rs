@@ -6,8 +6,10 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod changes;
 pub mod conversations;
 pub mod db;
+pub mod facility;
 pub mod http;
 pub mod ids;
 pub mod jobs;

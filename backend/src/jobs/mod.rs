@@ -158,6 +158,10 @@ pub fn registry(pool: &PgPool, settings: &JobSettings) -> anyhow::Result<Registr
         .register(
             alerts::ALERT_KIND,
             alerts::AlertHandler::new(pool.clone(), settings),
+        )
+        .register(
+            crate::changes::APPLY_KIND,
+            crate::changes::apply::ApplyHandler,
         );
     if settings.demo_jobs {
         registry = registry.register(demo::DEMO_KIND, demo::DemoFailHandler);
