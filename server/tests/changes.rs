@@ -568,3 +568,148 @@ async fn conflicting_edit_blocks_rollback() {
             .unwrap();
     assert_eq!(pending, 0);
 }
+
+#[tokio::test]
+async fn change_set_routes() {
+    let app = TestApp::spawn().await;
+    let people = people(&app, "routes").await;
+    let manager = app.token("manager@routes.test").await;
+    let approver = app.token("approver@routes.test").await;
+    let admin = app.token("admin@routes.test").await;
+
+    let body = json!({
+        "title": "North site",
+        "operations": [site("WH-01"), zone("WH-01", "DOCK-1")],
+    });
+    let response = app.post_as(&approver, "/api/v1/change-sets", &body).await;
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::FORBIDDEN,
+        "managers create"
+    );
+    let response = app.post_as(&manager, "/api/v1/change-sets", &body).await;
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["tier"], "self");
+    assert_eq!(
+        created["preview"]["assessment"]["explanation"],
+        "no approval needed: risk 0.05 is under 0.3"
+    );
+    let id = created["id"].as_str().unwrap().to_string();
+
+    let bad = json!({"title": "Bad", "operations": [zone("NOPE", "Z1")]});
+    let response = app.post_as(&manager, "/api/v1/change-sets", &bad).await;
+    assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("site NOPE does not exist"),
+        "{error}"
+    );
+
+    let response = app
+        .post_as(
+            &approver,
+            &format!("/api/v1/change-sets/{id}/decisions"),
+            &json!({"decision": "maybe"}),
+        )
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+
+    let workers = start_workers(&app.pool);
+    let response = app
+        .post_as(
+            &manager,
+            &format!("/api/v1/change-sets/{id}/apply"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    wait_for_status(&app.pool, people.tenant, id.parse().unwrap(), "applied").await;
+    workers.abort();
+
+    let response = app.get_as(&admin, "/api/v1/sites/WH-01").await;
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let config: Value = response.json().await.unwrap();
+    assert_eq!(config["site"]["max_users"], 180);
+    assert_eq!(config["zones"][0]["code"], "DOCK-1");
+    let response = app.get_as(&admin, "/api/v1/sites/NOPE").await;
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+
+    let list: Value = app
+        .get_as(&manager, "/api/v1/change-sets?status=applied&mine=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let response = app
+        .get_as(&manager, "/api/v1/change-sets?status=done")
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+
+    // Someone edits the dock after the apply: the rollback lists the conflict.
+    let rename = json!({"title": "Rename", "operations": [
+        op(Kind::Zone, Action::Update, json!({"site_code": "WH-01", "code": "DOCK-1"}), json!({"name": "Dock one"}))
+    ]});
+    let renamed: Value = app
+        .post_as(&manager, "/api/v1/change-sets", &rename)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let workers = start_workers(&app.pool);
+    let rename_id = renamed["id"].as_str().unwrap();
+    app.post_as(
+        &manager,
+        &format!("/api/v1/change-sets/{rename_id}/apply"),
+        &json!({}),
+    )
+    .await;
+    wait_for_status(
+        &app.pool,
+        people.tenant,
+        rename_id.parse().unwrap(),
+        "applied",
+    )
+    .await;
+    workers.abort();
+    let response = app
+        .post_as(
+            &manager,
+            &format!("/api/v1/change-sets/{id}/rollback"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::CONFLICT);
+    let conflicts: Value = response.json().await.unwrap();
+    assert_eq!(conflicts["conflicts"][0]["kind"], "zone");
+    assert!(conflicts["error"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was rolled back"));
+
+    let trail: Value = app
+        .get_as(&admin, "/api/v1/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"change_set.create"), "{actions:?}");
+    assert!(actions.contains(&"change_set.applied"), "{actions:?}");
+    let verification: Value = app
+        .get_as(&admin, "/api/v1/audit/verify")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verification["intact"], true);
+}

@@ -176,10 +176,12 @@ mod tests {
         );
     }
 
-    /// (name, operation risks, min confidence, expected score, expected tier)
+    /// Name, operation risks, min confidence, expected score, expected tier.
+    type Case = (&'static str, Vec<f64>, Option<f64>, f64, Tier);
+
     #[test]
     fn assessment_table() {
-        let cases: Vec<(&str, Vec<f64>, Option<f64>, f64, Tier)> = vec![
+        let cases: Vec<Case> = vec![
             ("one create", vec![0.05], None, 0.05, Tier::SelfApply),
             ("five creates", vec![0.05; 5], None, 0.05, Tier::SelfApply),
             ("six creates", vec![0.05; 6], None, 0.25, Tier::SelfApply),

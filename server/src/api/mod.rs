@@ -1,5 +1,6 @@
 //! REST API v1: thin handlers that authenticate, parse at the edge and call the backend.
 
+pub mod changes;
 pub mod dead_letters;
 
 use axum::extract::{Path, State};
@@ -24,6 +25,12 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", get(get_user))
         .route("/conversations", post(start_conversation))
         .route("/conversations/{id}", get(get_conversation))
+        .route("/sites/{code}", get(changes::site))
+        .route("/change-sets", post(changes::create).get(changes::list))
+        .route("/change-sets/{id}", get(changes::show).put(changes::edit))
+        .route("/change-sets/{id}/decisions", post(changes::decide))
+        .route("/change-sets/{id}/apply", post(changes::apply))
+        .route("/change-sets/{id}/rollback", post(changes::rollback))
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letters/stats", get(dead_letters::stats))
         .route("/dead-letters/retry", post(dead_letters::retry))
@@ -42,10 +49,14 @@ pub fn router() -> Router<AppState> {
         me, get_user, start_conversation, get_conversation,
         dead_letters::list, dead_letters::stats, dead_letters::show, dead_letters::retry,
         dead_letters::discard, dead_letters::audit_list, dead_letters::audit_verify,
+        changes::site, changes::create, changes::list, changes::show, changes::edit,
+        changes::decide, changes::apply, changes::rollback,
     ),
     components(schemas(
         ErrorBody, Principal, Role, UserSummary, Conversation, StartConversation, ConversationType,
         dead_letters::DeadLetterPage, dead_letters::RetryRequest, dead_letters::DiscardRequest,
+        changes::NewChangeSet, changes::EditChangeSet, changes::DecisionRequest,
+        changes::ApplyQueued, changes::RollbackConflicts,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []), ("session" = []))
