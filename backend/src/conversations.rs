@@ -109,6 +109,7 @@ pub async fn start(
     kind: ConversationType,
 ) -> Result<Conversation, ApiError> {
     let site_code = parse_site_code(site_code)?;
+    let mut tx = pool.begin().await?;
     let inserted = sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO conversation_sessions (id, tenant_id, user_id, site_code, conversation_type, state)
          VALUES ($1, $2, $3, $4, $5, 'started')
@@ -120,12 +121,26 @@ pub async fn start(
     .bind(principal.user_id)
     .bind(&site_code)
     .bind(kind.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some(conversation) = inserted {
+        let event = crate::audit::AuditEvent::new(
+            principal.tenant_id.0,
+            crate::audit::Actor::User {
+                id: principal.user_id.0,
+                email: principal.email.clone(),
+            },
+            "conversation.started",
+            "conversation",
+            conversation.id.0.to_string(),
+            serde_json::json!({ "site_code": site_code, "state": "started" }),
+        );
+        crate::audit::record(&mut tx, &event).await?;
+        tx.commit().await?;
         tracing::info!(conversation_id = %conversation.id, site_code, "conversation started");
         return Ok(conversation);
     }
+    drop(tx);
 
     let active: Option<ConversationId> = sqlx::query_scalar(
         "SELECT id FROM conversation_sessions

@@ -372,3 +372,32 @@ async fn logged_out_session_is_not_revived() {
         .unwrap();
     assert_eq!(rows, 0);
 }
+
+#[tokio::test]
+async fn sign_ins_join_the_audit_trail() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("audited").await;
+    let email = tenant.email(backend::accounts::Role::Manager);
+    let client = app.browser();
+    app.login(&client, &email, "wrong password").await;
+    app.login(&client, &email, &tenant.password).await;
+
+    let admin = app
+        .token(&tenant.email(backend::accounts::Role::Admin))
+        .await;
+    let trail: serde_json::Value = app
+        .get_as(&admin, "/api/v1/audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["auth.login_succeeded", "auth.login_failed"]);
+    assert_eq!(trail[0]["actor"], email.as_str());
+    assert!(trail[0]["ip"].is_string());
+}

@@ -105,15 +105,16 @@ pub async fn login(
         return Err(LoginError::Throttled { retry_after_secs });
     }
 
-    let row: Option<(UserId, String)> = sqlx::query_as(
-        "SELECT id, password_hash FROM users WHERE email = $1 AND disabled_at IS NULL",
+    let row: Option<(UserId, uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, password_hash FROM users WHERE email = $1 AND disabled_at IS NULL",
     )
     .bind(&email_key)
     .fetch_optional(&mut *tx)
     .await
     .map_err(ApiError::from)?;
-    let user_id = row.as_ref().map(|(id, _)| *id);
-    let stored = row.map_or_else(|| DUMMY_HASH.clone(), |(_, hash)| hash);
+    let user_id = row.as_ref().map(|(id, _, _)| *id);
+    let tenant_id = row.as_ref().map(|(_, tenant, _)| *tenant);
+    let stored = row.map_or_else(|| DUMMY_HASH.clone(), |(_, _, hash)| hash);
     let matches = verify(password, stored).await?;
     let succeeded = matches && user_id.is_some();
 
@@ -124,6 +125,29 @@ pub async fn login(
         .execute(&mut *tx)
         .await
         .map_err(ApiError::from)?;
+    // Sign-ins to a known account join its tenant's audit trail; unknown emails have no tenant.
+    if let (Some(tenant_id), Some(user_id)) = (tenant_id, user_id) {
+        let action = if succeeded {
+            "auth.login_succeeded"
+        } else {
+            "auth.login_failed"
+        };
+        let event = crate::audit::AuditEvent::new(
+            tenant_id,
+            crate::audit::Actor::User {
+                id: user_id.0,
+                email: email_key.clone(),
+            },
+            action,
+            "user",
+            user_id.0.to_string(),
+            serde_json::json!({}),
+        )
+        .client(Some(ip.to_string()), None, None);
+        crate::audit::record(&mut tx, &event)
+            .await
+            .map_err(ApiError::from)?;
+    }
     tx.commit().await.map_err(ApiError::from)?;
 
     let Some(user_id) = user_id.filter(|_| succeeded) else {
