@@ -713,3 +713,64 @@ async fn change_set_routes() {
         .unwrap();
     assert_eq!(verification["intact"], true);
 }
+
+#[tokio::test]
+async fn apply_delivered_twice_applies_once() {
+    let app = TestApp::spawn().await;
+    let people = people(&app, "twice").await;
+    let change = store::create(
+        &app.pool,
+        &people.manager,
+        "Site and zone",
+        vec![site("WH-01"), zone("WH-01", "DOCK-1")],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let job_id = store::request_apply(&app.pool, &people.manager, change.id)
+        .await
+        .unwrap();
+
+    // The delivery apalis would hand out, handed to two runners at once.
+    let payload: Vec<u8> = sqlx::query_scalar(
+        "SELECT job FROM apalis.jobs WHERE convert_from(job, 'UTF8')::jsonb->>'job_id' = $1",
+    )
+    .bind(job_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let payload: Value = serde_json::from_slice(&payload).unwrap();
+    let settings = JobSettings::default();
+    let registry = backend::jobs::registry(&app.pool, &settings).unwrap();
+    let runner = backend::jobs::Runner::new(app.pool.clone(), registry, settings.policy.clone());
+    let (first, second) = tokio::join!(
+        runner.handle(payload.clone(), "task-a"),
+        runner.handle(payload.clone(), "task-b"),
+    );
+    let outcomes = [first.unwrap(), second.unwrap()];
+    assert!(
+        outcomes.contains(&backend::jobs::runner::DeliveryOutcome::Succeeded),
+        "{outcomes:?}"
+    );
+
+    let records: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM change_records WHERE change_set_id = $1")
+            .bind(change.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(records, 2, "each operation recorded once");
+    let version: i64 =
+        sqlx::query_scalar("SELECT version FROM config_versions WHERE tenant_id = $1")
+            .bind(people.tenant)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(version, 1, "the configuration moved one version");
+    let status = store::get(&app.pool, people.tenant, change.id)
+        .await
+        .unwrap()
+        .status;
+    assert_eq!(status, "applied");
+}
