@@ -774,3 +774,78 @@ async fn apply_delivered_twice_applies_once() {
         .status;
     assert_eq!(status, "applied");
 }
+
+#[tokio::test]
+async fn apply_of_outdated_set_is_released() {
+    let app = TestApp::spawn().await;
+    let people = people(&app, "outdated").await;
+    let workers = start_workers(&app.pool);
+    let base = store::create(
+        &app.pool,
+        &people.manager,
+        "Site",
+        vec![site("WH-01")],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    store::request_apply(&app.pool, &people.manager, base.id)
+        .await
+        .unwrap();
+    wait_for_status(&app.pool, people.tenant, base.id, "applied").await;
+
+    // Two sets create the same zone; the second to apply no longer fits.
+    let first = store::create(
+        &app.pool,
+        &people.manager,
+        "Dock A",
+        vec![zone("WH-01", "DOCK-1")],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let second = store::create(
+        &app.pool,
+        &people.manager,
+        "Dock B",
+        vec![zone("WH-01", "DOCK-1")],
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    store::request_apply(&app.pool, &people.manager, first.id)
+        .await
+        .unwrap();
+    wait_for_status(&app.pool, people.tenant, first.id, "applied").await;
+    store::request_apply(&app.pool, &people.manager, second.id)
+        .await
+        .unwrap();
+    wait_for_status(&app.pool, people.tenant, second.id, "approved").await;
+    workers.abort();
+
+    let (class, critical, chain): (String, bool, Value) = sqlx::query_as(
+        "SELECT error_class, critical, error_chain FROM dead_letters WHERE kind = 'change_set.apply'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(class, "permanent");
+    assert!(critical, "apply is a critical kind");
+    assert!(
+        chain[0].as_str().unwrap().contains("already exists"),
+        "{chain}"
+    );
+    let trail = backend::audit::list(
+        &app.pool,
+        people.tenant,
+        Some(&second.id.to_string()),
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(trail[0].action, "change_set.apply_failed");
+}

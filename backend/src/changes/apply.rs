@@ -231,8 +231,53 @@ impl JobHandler for ApplyHandler {
         let tenant_id = job.tenant_id.ok_or_else(|| {
             JobError::permanent(format!("apply job {} has no tenant", job.job_id))
         })?;
-        let outcome = apply(&job.pool, tenant_id, id, &job.correlation_id).await?;
-        tracing::info!(change_set_id = %id, ?outcome, "change set apply finished");
-        Ok(())
+        match apply(&job.pool, tenant_id, id, &job.correlation_id).await {
+            Ok(outcome) => {
+                tracing::info!(change_set_id = %id, ?outcome, "change set apply finished");
+                Ok(())
+            }
+            Err(error) if error.class == crate::jobs::ErrorClass::Permanent => {
+                // Nothing was applied (the transaction rolled back). Hand the change set back to
+                // its requester, who can apply it again once the configuration allows it.
+                release_failed_apply(&job.pool, tenant_id, id, &job.correlation_id, &error).await?;
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
     }
+}
+
+/// Moves a change set whose apply failed for good from `applying` back to `approved`, with an
+/// audit entry naming the error.
+async fn release_failed_apply(
+    pool: &sqlx::PgPool,
+    tenant_id: Uuid,
+    id: Uuid,
+    correlation_id: &str,
+    error: &JobError,
+) -> Result<(), JobError> {
+    let mut tx = pool.begin().await?;
+    let released = sqlx::query(
+        "UPDATE change_sets SET status = 'approved', updated_at = now() \
+          WHERE id = $1 AND tenant_id = $2 AND status = 'applying'",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if released == 1 {
+        let mut event = AuditEvent::new(
+            tenant_id,
+            Actor::System,
+            "change_set.apply_failed",
+            "change_set",
+            id.to_string(),
+            json!({ "error": crate::jobs::sanitize::sanitize_text(&error.to_string()) }),
+        );
+        event.correlation_id = Some(correlation_id.to_string());
+        audit::record(&mut tx, &event).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

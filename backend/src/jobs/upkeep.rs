@@ -33,6 +33,8 @@ pub struct UpkeepReport {
     pub finished_jobs: u64,
     /// Lost deliveries recorded as failed attempts.
     pub lost_jobs: u64,
+    /// Change sets that expired waiting.
+    pub expired_change_sets: u64,
 }
 
 /// Runs one upkeep. Every step deletes only rows already past their date, or records a lost
@@ -54,6 +56,7 @@ pub async fn run_upkeep(pool: &PgPool, settings: &JobSettings) -> Result<UpkeepR
     .await?;
     let finished_jobs = prune_finished_jobs(pool, settings.finished_job_retention).await?;
     let lost_jobs = ledger::sweep_lost(pool, settings.lost_after, &settings.policy).await?;
+    let expired_change_sets = expire_change_sets(pool).await?;
     Ok(UpkeepReport {
         sessions,
         login_attempts,
@@ -61,7 +64,20 @@ pub async fn run_upkeep(pool: &PgPool, settings: &JobSettings) -> Result<UpkeepR
         dead_letters_over_cap: pruned.over_cap,
         finished_jobs,
         lost_jobs,
+        expired_change_sets,
     })
+}
+
+/// Marks change sets still waiting for decisions or an apply past their expiry as expired, so
+/// lists show them as they are; deciding and applying check the expiry themselves too.
+async fn expire_change_sets(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE change_sets SET status = 'expired', updated_at = now() \
+          WHERE status IN ('pending', 'approved') AND expires_at <= now()",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Deletes succeeded jobs past retention, and apalis's own finished rows.
@@ -127,6 +143,7 @@ impl JobHandler for UpkeepHandler {
             dead_letters_over_cap = report.dead_letters_over_cap,
             finished_jobs = report.finished_jobs,
             lost_jobs = report.lost_jobs,
+            expired_change_sets = report.expired_change_sets,
             "upkeep done"
         );
         Ok(())
