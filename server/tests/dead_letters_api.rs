@@ -195,18 +195,7 @@ async fn discard_and_retry_are_audited() {
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
-    let trail: Value = app
-        .get_as(&admin, "/api/v1/audit")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let actions: Vec<&str> = trail
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["action"].as_str().unwrap())
-        .collect();
+    let (trail, actions) = app.audit_trail(&admin).await;
     assert_eq!(actions, vec!["dead_letter.retry", "dead_letter.discard"]);
     assert_eq!(trail[1]["actor"], "admin@audited.test");
     assert_eq!(trail[1]["subject_id"], ids[0]);

@@ -60,15 +60,9 @@ pub async fn apply(
     // The configuration may have moved since approval: validate again under the lock.
     let preview = preview::preview(&mut tx, tenant_id, &operations, None).await?;
     if !preview.valid {
-        let problems: Vec<String> = preview
-            .items
-            .iter()
-            .filter(|item| !item.errors.is_empty())
-            .map(|item| format!("operation {}: {}", item.seq, item.errors.join("; ")))
-            .collect();
         return Err(JobError::permanent(format!(
             "change set {id} no longer fits the configuration: {}",
-            problems.join(" | ")
+            preview.problems()
         )));
     }
 

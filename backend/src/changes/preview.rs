@@ -40,6 +40,18 @@ pub struct Preview {
     pub assessment: Assessment,
 }
 
+impl Preview {
+    /// Describes every invalid operation as "operation N: error; error", joined by " | ".
+    pub fn problems(&self) -> String {
+        self.items
+            .iter()
+            .filter(|item| !item.errors.is_empty())
+            .map(|item| format!("operation {}: {}", item.seq, item.errors.join("; ")))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+}
+
 /// Rows as the set has left them so far: `None` marks a row deleted by an earlier operation.
 #[derive(Default)]
 struct Overlay {

@@ -151,16 +151,7 @@ fn check_count(operations: &[Operation]) -> Result<(), ApiError> {
 
 /// Turns an invalid preview into a 422 listing each operation's errors.
 fn invalid_preview(preview: &Preview) -> ApiError {
-    let problems: Vec<String> = preview
-        .items
-        .iter()
-        .filter(|item| !item.errors.is_empty())
-        .map(|item| format!("operation {}: {}", item.seq, item.errors.join("; ")))
-        .collect();
-    unprocessable(format!(
-        "the change set is invalid: {}",
-        problems.join(" | ")
-    ))
+    unprocessable(format!("the change set is invalid: {}", preview.problems()))
 }
 
 /// Creates a pending change set after validating it; 422 lists each invalid operation.

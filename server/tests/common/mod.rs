@@ -138,6 +138,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Reads the audit trail as an admin: the entries, newest first, and their action names.
+    pub async fn audit_trail(&self, admin_token: &str) -> (serde_json::Value, Vec<String>) {
+        let trail: serde_json::Value = self
+            .get_as(admin_token, "/api/v1/audit")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let actions = trail
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["action"].as_str().unwrap().to_string())
+            .collect();
+        (trail, actions)
+    }
+
     /// Builds a browser-like client that keeps cookies and sends this site's `Origin`.
     pub fn browser(&self) -> reqwest::Client {
         let mut headers = HeaderMap::new();
