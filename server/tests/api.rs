@@ -336,3 +336,60 @@ async fn unknown_api_route_answers_json_404() {
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("openapi.json"));
 }
+
+#[tokio::test]
+async fn url_check_names_the_refusal() {
+    let app = TestApp::spawn().await;
+    app.tenant("guard").await;
+    let admin = app.token("admin@guard.test").await;
+    let manager = app.token("manager@guard.test").await;
+
+    // IP literals only: the check resolves names, and tests make no real lookups.
+    for (url, reason) in [
+        ("http://10.0.0.5/manual.pdf", "private_address"),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "metadata_address",
+        ),
+        ("http://0x7f.1/", "loopback_address"),
+        ("http://[::ffff:192.168.0.1]/", "private_address"),
+        ("ftp://93.184.216.34/file", "bad_scheme"),
+        ("http://93.184.216.34:8080/", "port_not_allowed"),
+        ("not a url", "invalid_url"),
+    ] {
+        let response = app
+            .post_as(
+                &admin,
+                "/api/v1/knowledge/url-check",
+                &json!({ "url": url }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        let verdict: Value = response.json().await.unwrap();
+        assert_eq!(verdict["allowed"], false, "{url}: {verdict}");
+        assert_eq!(verdict["reason"], reason, "{url}: {verdict}");
+        assert!(
+            verdict["message"].as_str().unwrap().contains("refused URL"),
+            "{verdict}"
+        );
+    }
+
+    let response = app
+        .post_as(
+            &admin,
+            "/api/v1/knowledge/url-check",
+            &json!({ "url": "https://93.184.216.34/doc" }),
+        )
+        .await;
+    let verdict: Value = response.json().await.unwrap();
+    assert_eq!(verdict, json!({ "allowed": true }));
+
+    let response = app
+        .post_as(
+            &manager,
+            "/api/v1/knowledge/url-check",
+            &json!({ "url": "http://10.0.0.5/" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}

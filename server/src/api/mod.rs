@@ -2,6 +2,7 @@
 
 pub mod changes;
 pub mod dead_letters;
+pub mod knowledge;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/dead-letters/retry", post(dead_letters::retry))
         .route("/dead-letters/{id}", get(dead_letters::show))
         .route("/dead-letters/{id}/discard", post(dead_letters::discard))
+        .route("/knowledge/url-check", post(knowledge::url_check))
         .route("/audit", get(dead_letters::audit_list))
         .route("/audit/verify", get(dead_letters::audit_verify))
         .fallback(unknown_route)
@@ -50,13 +52,14 @@ pub fn router() -> Router<AppState> {
         dead_letters::list, dead_letters::stats, dead_letters::show, dead_letters::retry,
         dead_letters::discard, dead_letters::audit_list, dead_letters::audit_verify,
         changes::site, changes::create, changes::list, changes::show, changes::edit,
-        changes::decide, changes::apply, changes::rollback,
+        changes::decide, changes::apply, changes::rollback, knowledge::url_check,
     ),
     components(schemas(
         ErrorBody, Principal, Role, UserSummary, Conversation, StartConversation, ConversationType,
         dead_letters::DeadLetterPage, dead_letters::RetryRequest, dead_letters::DiscardRequest,
         changes::NewChangeSet, changes::EditChangeSet, changes::DecisionRequest,
-        changes::ApplyQueued, changes::RollbackConflicts,
+        changes::ApplyQueued, changes::RollbackConflicts, knowledge::UrlCheck,
+        knowledge::UrlVerdict,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []), ("session" = []))
