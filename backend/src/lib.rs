@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod net;
+pub mod providers;
 pub mod security;
 pub mod sessions;
 pub mod settings;
