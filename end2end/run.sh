@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the browser end-to-end tests against a freshly built Siteline server.
 #
-# It creates a throwaway database, migrates it, seeds the demo tenant as `make run` does,
-# starts the server on a free 127.0.0.1 port with the demo jobs turned on, queues two demo.fail
-# jobs for the Dead letters journeys, waits until both are dead and runs `npm test` here.
+# It creates a throwaway database, migrates it, seeds the demo tenant as `make run` does and
+# creates a personal API token for the demo manager. Then it starts the server on a free
+# 127.0.0.1 port with the demo jobs turned on, queues two demo.fail jobs for the Dead letters
+# journeys, waits until both are dead and runs `npm test` here.
 # On exit it stops the server and drops the database, and it exits with the status of the
 # tests.
 #
@@ -160,6 +161,14 @@ for role in "${ROLES[@]}"; do
     fail "admin seed-demo printed no password for the $role user"
 done
 
+# A personal API token for the manager: the change-set journeys create their change set
+# through the REST API with it. The output reads: token <id> for <email> (shown once; …):
+# and then the token alone on the last line.
+token_output=$("$SERVER_BIN" admin create-token --email "${emails[manager]}" --name e2e)
+manager_token=$(tail -n 1 <<<"$token_output")
+[[ -n "$manager_token" && "$manager_token" != *" "* ]] ||
+  fail "admin create-token printed no token on its last line for ${emails[manager]}"
+
 port=$(free_port)
 base_url="http://127.0.0.1:$port"
 # DEMO_JOBS registers the demo.fail handler, and a short poll interval keeps retries quick.
@@ -206,6 +215,7 @@ test_status=0
   cd "$E2E_DIR"
   BASE_URL="$base_url" \
     MANAGER_EMAIL="${emails[manager]}" MANAGER_PASSWORD="${passwords[manager]}" \
+    MANAGER_TOKEN="$manager_token" \
     APPROVER_EMAIL="${emails[approver]}" APPROVER_PASSWORD="${passwords[approver]}" \
     ADMIN_EMAIL="${emails[admin]}" ADMIN_PASSWORD="${passwords[admin]}" \
     CHROMIUM_PATH="$chromium_path" \

@@ -1,7 +1,7 @@
 //! The signed-in layout: top bar, navigation by role, and the page.
 
 use leptos::prelude::*;
-use leptos_router::components::{Outlet, Redirect, A};
+use leptos_router::components::{Redirect, A};
 
 use crate::account::{signed_in_user, CurrentUser, Logout};
 
@@ -25,6 +25,21 @@ const NAV: &[NavItem] = &[
         roles: &["manager"],
     },
     NavItem {
+        href: "/approvals",
+        label: "Approvals",
+        roles: &["approver"],
+    },
+    NavItem {
+        href: "/changes",
+        label: "My changes",
+        roles: &["manager"],
+    },
+    NavItem {
+        href: "/sites",
+        label: "Sites",
+        roles: &["manager", "approver", "admin"],
+    },
+    NavItem {
         href: "/users",
         label: "Users",
         roles: &["admin"],
@@ -34,18 +49,27 @@ const NAV: &[NavItem] = &[
         label: "Dead letters",
         roles: &["admin"],
     },
+    NavItem {
+        href: "/admin/audit",
+        label: "Audit",
+        roles: &["admin"],
+    },
 ];
 
-/// Wraps every signed-in page; visitors are sent to the sign-in page.
+/// Wraps a signed-in page; visitors are sent to the sign-in page.
 #[component]
-pub fn Layout() -> impl IntoView {
+pub fn Layout(children: Children) -> impl IntoView {
     let user = Resource::new(|| (), |_| signed_in_user());
 
     view! {
         <Suspense fallback=|| view! { <p class="page-status">"Loading your workspace…"</p> }>
-            {move || Suspend::new(async move {
+            // A bare Suspend, not `move || Suspend::new(..)`: server rendering calls a view
+            // closure twice (once to find resources, once for HTML), which would build the page
+            // below twice and leave the first copy's resources without their owner. The user
+            // never changes while a page is open, so nothing here needs to react.
+            {Suspend::new(async move {
                 match user.await {
-                    Ok(Some(user)) => view! { <SignedIn user /> }.into_any(),
+                    Ok(Some(user)) => view! { <SignedIn user children /> }.into_any(),
                     Ok(None) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(error) => view! {
                         <main class="page">
@@ -64,7 +88,7 @@ pub fn Layout() -> impl IntoView {
 }
 
 #[component]
-fn SignedIn(user: CurrentUser) -> impl IntoView {
+fn SignedIn(user: CurrentUser, children: Children) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     let nav: Vec<_> = NAV
         .iter()
@@ -92,9 +116,7 @@ fn SignedIn(user: CurrentUser) -> impl IntoView {
                     <ul>{nav}</ul>
                 </nav>
             </details>
-            <main class="page">
-                <Outlet />
-            </main>
+            <main class="page">{children()}</main>
         </div>
     }
 }

@@ -4,18 +4,20 @@
 //! through the `AppState` in Leptos context) and with `hydrate` for the browser.
 
 pub mod account;
+pub mod changes;
 pub mod dead_letters;
 mod layout;
 mod pages;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::layout::Layout;
 use crate::pages::{
-    ChatPage, DeadLetterPage, DeadLettersPage, HomePage, LoginPage, NotFoundPage, UsersPage,
+    ApprovalsPage, AuditPage, ChangeSetPage, ChatPage, DeadLetterPage, DeadLettersPage, HomePage,
+    LoginPage, MyChangesPage, NotFoundPage, SitePage, SitesPage, UsersPage,
 };
 
 /// Renders the HTML document around the application, on the server.
@@ -59,14 +61,65 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFoundPage>
                 <Route path=path!("/login") view=LoginPage />
                 // Signed-in pages render once the account is known, so a visitor gets a real
-                // redirect to the sign-in page instead of a streamed shell.
-                <ParentRoute path=path!("/") view=Layout ssr=SsrMode::Async>
-                    <Route path=path!("") view=HomePage />
-                    <Route path=path!("chat") view=ChatPage />
-                    <Route path=path!("users") view=UsersPage />
-                    <Route path=path!("admin/dead-letters") view=DeadLettersPage />
-                    <Route path=path!("admin/dead-letters/:id") view=DeadLetterPage />
-                </ParentRoute>
+                // redirect to the sign-in page instead of a streamed shell. Each page is wrapped
+                // in the layout directly rather than through a parent route's <Outlet/>: server
+                // rendering calls the Outlet's view closure twice, which built every page twice
+                // and let the discarded copy's resources race the real ones into the HTML.
+                <Route
+                    path=path!("/")
+                    view=|| view! { <Layout><HomePage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/chat")
+                    view=|| view! { <Layout><ChatPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/users")
+                    view=|| view! { <Layout><UsersPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/admin/dead-letters")
+                    view=|| view! { <Layout><DeadLettersPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/admin/dead-letters/:id")
+                    view=|| view! { <Layout><DeadLetterPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/approvals")
+                    view=|| view! { <Layout><ApprovalsPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/changes")
+                    view=|| view! { <Layout><MyChangesPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/changes/:id")
+                    view=|| view! { <Layout><ChangeSetPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/sites")
+                    view=|| view! { <Layout><SitesPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/sites/:code")
+                    view=|| view! { <Layout><SitePage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/admin/audit")
+                    view=|| view! { <Layout><AuditPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

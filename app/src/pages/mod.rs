@@ -1,17 +1,28 @@
 //! One module per page, each reading top to bottom as the user sees it.
 
+mod approvals;
+mod audit;
+mod change_parts;
+mod change_set;
 mod chat;
 mod dead_letters;
 mod home;
 mod login;
+mod my_changes;
 mod not_found;
+mod site;
 mod users;
 
+pub use approvals::ApprovalsPage;
+pub use audit::AuditPage;
+pub use change_set::ChangeSetPage;
 pub use chat::ChatPage;
 pub use dead_letters::{DeadLetterPage, DeadLettersPage};
 pub use home::HomePage;
 pub use login::LoginPage;
+pub use my_changes::MyChangesPage;
 pub use not_found::NotFoundPage;
+pub use site::{SitePage, SitesPage};
 pub use users::UsersPage;
 
 use leptos::prelude::*;
