@@ -844,3 +844,46 @@ async fn apply_of_outdated_set_is_released() {
     .unwrap();
     assert_eq!(trail[0].action, "change_set.apply_failed");
 }
+
+#[tokio::test]
+async fn applied_set_completes_its_conversation() {
+    let app = TestApp::spawn().await;
+    let people = people(&app, "talks").await;
+    let conversation = backend::conversations::start(
+        &app.pool,
+        &people.manager.principal,
+        "WH-01",
+        backend::conversations::ConversationType::NewSite,
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE conversation_sessions SET state = 'awaiting_user_approval' WHERE id = $1")
+        .bind(conversation.id.0)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let change = store::create(
+        &app.pool,
+        &people.manager,
+        "Proposal",
+        vec![site("WH-01")],
+        None,
+        Some(conversation.id.0),
+    )
+    .await
+    .unwrap();
+    let workers = start_workers(&app.pool);
+    store::request_apply(&app.pool, &people.manager, change.id)
+        .await
+        .unwrap();
+    wait_for_status(&app.pool, people.tenant, change.id, "applied").await;
+    workers.abort();
+
+    let state: String = sqlx::query_scalar("SELECT state FROM conversation_sessions WHERE id = $1")
+        .bind(conversation.id.0)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "completed");
+}
