@@ -11,6 +11,23 @@ cd "$root"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Debug test executables are about 1 GB each, and every change of a test crate leaves the old
+# one behind in the shared build directory, which filled the disk after a day of runs. Keep only
+# the newest executable per name (cargo relinks any it finds missing).
+prune_stale_test_binaries() {
+  local deps="$CARGO_TARGET_DIR/debug/deps"
+  [[ -d "$deps" ]] || return 0
+  find "$deps" -maxdepth 1 -type f -perm -u+x ! -name '*.*' -printf '%T@ %f\n' |
+    sort -rn |
+    awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' |
+    while read -r stale; do rm -f -- "$deps/$stale"; done
+}
+
+# Incremental caches only help repeated local edits; in these runs they grow without bound.
+export CARGO_INCREMENTAL=0
+step "pruning stale test executables"
+prune_stale_test_binaries
+
 if [[ -n "${SITELINE_LOCAL_PG:-}" ]]; then
   step "dropping test databases left by earlier runs"
   scripts/local-pg.sh drop-test-dbs
