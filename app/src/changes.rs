@@ -179,6 +179,8 @@ pub struct ChangeSetDetail {
     pub operations: Vec<OperationView>,
     /// Id of the change set this one rolls back.
     pub rollback_of: Option<String>,
+    /// Id of the pending or applied change set that rolls this one back.
+    pub rolled_back_by: Option<String>,
     /// When it was applied, `YYYY-MM-DD HH:MM UTC`.
     pub applied_at: Option<String>,
     /// The caller's own decision on the current revision, e.g. `approve`; a second one would

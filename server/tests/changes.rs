@@ -458,6 +458,14 @@ async fn apply_then_rollback_restores_everything() {
         matches!(second, Err(ApiError::Conflict { .. })),
         "{second:?}"
     );
+    let original = store::get(&app.pool, people.tenant, change.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        original.rolled_back_by,
+        Some(rollback.id),
+        "the original names its rollback"
+    );
 
     if rollback.tier.approvals_needed() > 0 {
         store::decide(

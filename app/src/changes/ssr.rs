@@ -288,7 +288,8 @@ pub fn detail(change_set: ChangeSet, principal: &Principal) -> ChangeSetDetail {
     let can_rollback = principal.has(Role::Manager)
         && is_requester
         && status == "applied"
-        && change_set.rollback_of.is_none();
+        && change_set.rollback_of.is_none()
+        && change_set.rolled_back_by.is_none();
 
     let notes = caller_notes(&change_set, principal, own_decision.as_deref());
     let decisions = change_set
@@ -318,6 +319,7 @@ pub fn detail(change_set: ChangeSet, principal: &Principal) -> ChangeSetDetail {
         decisions,
         operations,
         rollback_of: change_set.rollback_of.map(|id| id.to_string()),
+        rolled_back_by: change_set.rolled_back_by.map(|id| id.to_string()),
         applied_at: change_set.applied_at.map(format_minute),
         own_decision,
         can_decide,

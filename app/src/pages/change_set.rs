@@ -130,6 +130,16 @@ fn DetailBody(
                         <dd><A href=format!("/changes/{original}") attr:class="mono">{original.clone()}</A></dd>
                     </div>
                 })}
+                {detail.rolled_back_by.clone().map(|rollback| view! {
+                    <div>
+                        <dt>"Rolled back by"</dt>
+                        <dd>
+                            <A href=format!("/changes/{rollback}") attr:class="mono">
+                                <span data-testid="rolled-back-by">{rollback.clone()}</span>
+                            </A>
+                        </dd>
+                    </div>
+                })}
             </dl>
         </section>
         <section class="cs-tier" aria-label="Tier">
@@ -301,10 +311,9 @@ fn Actions(
     if !(can_decide || can_apply || can_rollback) {
         return ().into_any();
     }
-    // The original keeps its applied status until the rollback is applied, so the form hides
-    // once this page has created the rollback.
-    // TODO: hide it on later visits too. The backend's change set does not name its rollback,
-    // so a second request fails with the backend's "already has a rollback" conflict.
+    // The original keeps its applied status until the rollback is applied. Later visits hide
+    // the form through `can_rollback` (the detail names its rollback); on this visit it hides
+    // as soon as this page has created the rollback.
     let rollback_created = move || {
         matches!(
             rollback.value().get(),

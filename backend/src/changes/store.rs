@@ -108,6 +108,8 @@ pub struct ChangeSet {
     pub decisions: Vec<DecisionView>,
     /// The change set this one rolls back.
     pub rollback_of: Option<Uuid>,
+    /// The pending or applied change set that rolls this one back.
+    pub rolled_back_by: Option<Uuid>,
     /// The conversation it came from.
     pub conversation_id: Option<Uuid>,
     /// Created.
@@ -706,6 +708,13 @@ pub async fn get(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<ChangeSet, 
     let requester: Uuid = row.get("requester_id");
     let mut conn = pool.acquire().await?;
     let approvals = count_approvals(&mut conn, id, revision, requester).await?;
+    let rolled_back_by: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM change_sets \
+          WHERE rollback_of = $1 AND status NOT IN ('rejected', 'expired') LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     let operations: Value = row.get("operations");
     let preview: Value = row.get("preview");
     Ok(ChangeSet {
@@ -733,6 +742,7 @@ pub async fn get(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<ChangeSet, 
             })
             .collect(),
         rollback_of: row.get("rollback_of"),
+        rolled_back_by,
         conversation_id: row.get("conversation_id"),
         created_at: row.get("created_at"),
         expires_at: row.get("expires_at"),
