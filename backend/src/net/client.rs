@@ -330,36 +330,22 @@ impl GuardedClient {
         })
     }
 
-    /// Reads the body chunk by chunk, so at most `max_body_bytes` plus one chunk is in memory.
+    /// Reads the body with the `max_body_bytes` cap.
     async fn read_body(
         &self,
         redacted_url: &str,
         response: &mut reqwest::Response,
     ) -> Result<Vec<u8>, FetchError> {
         let limit = self.policy.max_body_bytes;
-        let too_large = || FetchError::TooLarge {
-            url: redacted_url.to_string(),
-            limit,
-        };
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
-            return Err(too_large());
-        }
-
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        read_capped(response, limit)
             .await
-            .map_err(|err| self.request_error(redacted_url, err))?
-        {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+            .map_err(|error| match error {
+                CappedReadError::TooLarge => FetchError::TooLarge {
+                    url: redacted_url.to_string(),
+                    limit,
+                },
+                CappedReadError::Read(err) => self.request_error(redacted_url, err),
+            })
     }
 
     /// Classifies a failed send or body read. No reqwest timeout other than the connect timeout
@@ -433,9 +419,41 @@ fn status_error(redacted_url: &str, status: StatusCode, headers: &HeaderMap) -> 
     }
 }
 
+/// Why [`read_capped`] stopped.
+#[derive(Debug)]
+pub(crate) enum CappedReadError {
+    /// The declared or received body is larger than the cap.
+    TooLarge,
+    /// Reading a chunk failed.
+    Read(reqwest::Error),
+}
+
+/// Reads a response body chunk by chunk, so at most `limit` bytes plus one chunk are in memory.
+/// A declared `Content-Length` over the cap fails before any chunk is read.
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, CappedReadError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(CappedReadError::TooLarge);
+    }
+
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(CappedReadError::Read)? {
+        if body.len() + chunk.len() > limit {
+            return Err(CappedReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Parses a `Retry-After` value, either delay-seconds or an HTTP date (RFC 9110, section
 /// 10.2.3). A date in the past gives a zero delay.
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -492,6 +510,10 @@ mod tests {
             Some(Duration::from_secs(120))
         );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(" 42 ", now),
+            Some(Duration::from_secs(42))
+        );
     }
 
     #[test]
@@ -505,6 +527,10 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
             Some(Duration::ZERO)
         );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[test]
@@ -512,6 +538,7 @@ mod tests {
         let now = SystemTime::now();
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
         assert_eq!(parse_retry_after("", now), None);
     }
 

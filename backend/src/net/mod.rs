@@ -20,6 +20,7 @@
 mod client;
 mod guard;
 
+pub(crate) use client::{parse_retry_after, read_capped, CappedReadError};
 pub use client::{FetchError, Fetched, GuardedClient, USER_AGENT};
 pub use guard::{
     check_url, BlockedRange, Policy, Refusal, Resolve, StaticResolver, SystemResolver, Vetted,

@@ -10,7 +10,7 @@ use url::Url;
 
 use super::{HttpLimits, ProviderError, ProviderKind, Secret};
 use crate::jobs::sanitize::sanitize_text;
-use crate::net::USER_AGENT;
+use crate::net::{parse_retry_after, read_capped, CappedReadError, USER_AGENT};
 
 /// Maximum length, in characters, of provider text quoted in an error message.
 const MAX_DETAIL_CHARS: usize = 300;
@@ -87,38 +87,25 @@ impl Transport {
         Ok((value, latency))
     }
 
-    /// Reads the body chunk by chunk, so at most `max_response_bytes` plus one chunk is held.
+    /// Reads the body with the `max_response_bytes` cap.
     async fn read_body(
         &self,
         endpoint: &str,
         response: &mut reqwest::Response,
     ) -> Result<Vec<u8>, ProviderError> {
         let limit = self.limits.max_response_bytes;
-        let too_large = || ProviderError::MalformedResponse {
-            endpoint: endpoint.to_string(),
-            detail: format!(
-                "the body is larger than max_response_bytes ({limit}); raise the limit or send \
-                 fewer texts per request"
-            ),
-        };
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        read_capped(response, limit)
             .await
-            .map_err(|error| self.request_error(endpoint, error))?
-        {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+            .map_err(|error| match error {
+                CappedReadError::TooLarge => ProviderError::MalformedResponse {
+                    endpoint: endpoint.to_string(),
+                    detail: format!(
+                    "the body is larger than max_response_bytes ({limit}); raise the limit or send \
+                     fewer texts per request"
+                ),
+                },
+                CappedReadError::Read(error) => self.request_error(endpoint, error),
+            })
     }
 
     /// Classifies a failed send or body read. A connect timeout counts as a connect failure,
@@ -232,17 +219,6 @@ pub(crate) fn endpoint(base_url: &Url, path: &str) -> Url {
     url
 }
 
-/// Parses a `Retry-After` value, either delay-seconds or an HTTP date (RFC 9110, section
-/// 10.2.3). A date in the past gives a zero delay.
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// Shortens text to `max` characters, marking the cut.
 pub(crate) fn shorten(text: &str, max: usize) -> String {
     let text = text.trim();
@@ -293,30 +269,6 @@ fn root_cause(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_parses_seconds() {
-        let now = SystemTime::now();
-        assert_eq!(
-            parse_retry_after(" 42 ", now),
-            Some(Duration::from_secs(42))
-        );
-    }
-
-    #[test]
-    fn retry_after_parses_http_date() {
-        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        let later = parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now);
-        assert_eq!(later, Some(Duration::from_secs(30)));
-        let past = parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now);
-        assert_eq!(past, Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn retry_after_rejects_garbage() {
-        assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
-        assert_eq!(parse_retry_after("-3", SystemTime::now()), None);
-    }
 
     #[test]
     fn endpoint_joins_with_and_without_slash() {
