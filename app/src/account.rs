@@ -132,7 +132,7 @@ pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use backend::accounts::Principal;
-    use backend::http::ApiError;
+    use backend::http::{ApiError, CorrelationId};
     use backend::AppState;
     use leptos::prelude::*;
 
@@ -182,6 +182,35 @@ pub mod ssr {
         };
         answer_status(error.status(), retry);
         ServerFnError::ServerError(error.body().error)
+    }
+
+    /// Converts a backend error like [`api_error`], but an internal error names the correlation
+    /// id to quote, because a person on the page cannot see the `X-Request-Id` header.
+    pub fn page_error(error: ApiError, correlation: &CorrelationId) -> ServerFnError {
+        let internal = matches!(error, ApiError::Internal(_));
+        let converted = api_error(error);
+        if !internal {
+            return converted;
+        }
+        ServerFnError::ServerError(format!(
+            "internal error; try again, and if it fails again quote correlation id {} when \
+             reporting it",
+            correlation.0
+        ))
+    }
+
+    /// Maximum length of a rejected value quoted back in a message, in characters.
+    const VALUE_EXCERPT_CHARS: usize = 64;
+
+    /// Builds a 400 whose sentence names the field and the value (at most
+    /// [`VALUE_EXCERPT_CHARS`] characters of it), since pages show only the sentence.
+    pub fn invalid_value(field: &str, value: &str, fix: &str) -> ApiError {
+        let mut excerpt: String = value.chars().take(VALUE_EXCERPT_CHARS).collect();
+        if value.chars().count() > VALUE_EXCERPT_CHARS {
+            excerpt.push('…');
+        }
+        let message = format!("{field} \"{excerpt}\" is invalid: {fix}");
+        ApiError::invalid(field, value, message)
     }
 
     /// Logs an unexpected failure and hides its details from the client.

@@ -316,13 +316,11 @@ mod ssr {
         ListQuery, RetryResult, ERROR_CLASSES,
     };
     use crate::account::ssr as account;
+    use crate::account::ssr::invalid_value as invalid;
 
     // The browser build cannot read the backend's limits, so the server build checks the copies.
     const _: () = assert!(super::MAX_REASON_CHARS == backend::jobs::dead_letters::MAX_REASON_CHARS);
     const _: () = assert!(super::PAGE_SIZE <= backend::jobs::dead_letters::MAX_PAGE);
-
-    /// Maximum length of a rejected value quoted back in a message, in characters.
-    const VALUE_EXCERPT_CHARS: usize = 64;
 
     /// Return page of a plain form post whose `Referer` is missing or not a dead-letter page.
     const LIST_PATH: &str = "/admin/dead-letters";
@@ -359,36 +357,10 @@ mod ssr {
             account::extract().await
         }
 
-        /// Converts an error for the page. Internal errors name the correlation id to quote,
-        /// because a person on the page cannot see the response's `X-Request-Id` header.
+        /// Converts an error for the page with [`account::page_error`].
         pub fn fail(&self, error: ApiError) -> ServerFnError {
-            let internal = matches!(error, ApiError::Internal(_));
-            let converted = account::api_error(error);
-            if !internal {
-                return converted;
-            }
-            ServerFnError::ServerError(format!(
-                "internal error; try again, and if it fails again quote correlation id {} when \
-                 reporting it",
-                self.correlation.0
-            ))
+            account::page_error(error, &self.correlation)
         }
-    }
-
-    /// Quotes at most [`VALUE_EXCERPT_CHARS`] characters of a rejected value.
-    fn excerpt(value: &str) -> String {
-        let mut text: String = value.chars().take(VALUE_EXCERPT_CHARS).collect();
-        if value.chars().count() > VALUE_EXCERPT_CHARS {
-            text.push('…');
-        }
-        text
-    }
-
-    /// Builds a 400 whose sentence names the field and the value, since the page shows only
-    /// the sentence.
-    fn invalid(field: &str, value: &str, fix: &str) -> ApiError {
-        let message = format!("{field} \"{}\" is invalid: {fix}", excerpt(value));
-        ApiError::invalid(field, value, message)
     }
 
     /// Parses a dead letter id, naming the field and the value when it is not a UUID.

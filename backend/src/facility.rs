@@ -32,7 +32,7 @@ pub enum Kind {
     LookupType,
 }
 
-/// Where a kind is stored: its table, key columns and data columns.
+/// The storage of a kind: its table, key columns and data columns.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {
     /// Table name.

@@ -257,7 +257,7 @@ async fn dead_letter_commands_list_show_retry_discard() {
     assert!(!ok);
     assert!(err.contains("unknown error class 'flaky'"), "{err}");
 
-    // No worker here knows demo.fail, so run the job through one that does.
+    // The app started here runs no workers, so run the job through one that has demo.fail.
     let settings = backend::jobs::JobSettings {
         demo_jobs: true,
         poll_interval: std::time::Duration::from_millis(100),

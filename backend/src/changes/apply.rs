@@ -11,7 +11,7 @@ use crate::audit::{self, Actor, AuditEvent};
 use crate::facility::key_condition;
 use crate::jobs::{JobContext, JobError, JobHandler};
 
-/// What one apply did.
+/// The result of one apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
     /// The operations were applied now.

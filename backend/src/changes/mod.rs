@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::facility::Kind;
 
-/// What an operation does to a row.
+/// The change an operation makes to a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {

@@ -25,7 +25,7 @@ pub struct PreviewItem {
     pub after: Option<Value>,
     /// The operation's own risk.
     pub risk: f64,
-    /// What is wrong with it; empty when valid.
+    /// Validation errors, empty when valid.
     pub errors: Vec<String>,
 }
 

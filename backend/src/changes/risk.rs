@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{Action, Operation};
 use crate::facility::Kind;
 
-/// Who must approve a change set before it may be applied.
+/// The approvals a change set needs before it may be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {

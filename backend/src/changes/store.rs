@@ -365,8 +365,9 @@ pub enum Decision {
     Reject,
 }
 
-/// Records a decision. One person counts once per revision however often or concurrently they
-/// decide; the requester never decides on their own change set; a rejection ends the request.
+/// Records a decision. One person counts once per revision, however often or concurrently they
+/// decide. The requester never decides on their own change set, and a rejection ends the
+/// request.
 pub async fn decide(
     pool: &PgPool,
     caller: &Caller,
@@ -424,7 +425,7 @@ pub async fn decide(
     .await?
     .rows_affected();
     if inserted == 0 {
-        // A repeated click: the first decision stands.
+        // A repeated click: the first decision is kept.
         tx.commit().await?;
         return get(pool, caller.tenant(), id).await;
     }
