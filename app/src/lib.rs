@@ -6,8 +6,10 @@
 pub mod account;
 pub mod changes;
 pub mod dead_letters;
+pub mod knowledge;
 mod layout;
 mod pages;
+pub mod providers;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -17,7 +19,8 @@ use leptos_router::{path, SsrMode};
 use crate::layout::Layout;
 use crate::pages::{
     ApprovalsPage, AuditPage, ChangeSetPage, ChatPage, DeadLetterPage, DeadLettersPage, HomePage,
-    LoginPage, MyChangesPage, NotFoundPage, SitePage, SitesPage, UsersPage,
+    KnowledgeDocumentPage, KnowledgePage, KnowledgeReviewPage, LoginPage, MyChangesPage,
+    NotFoundPage, ProvidersPage, SitePage, SitesPage, UsersPage,
 };
 
 /// Renders the HTML document around the application, on the server.
@@ -81,6 +84,21 @@ pub fn App() -> impl IntoView {
                     ssr=SsrMode::Async
                 />
                 <Route
+                    path=path!("/knowledge")
+                    view=|| view! { <Layout><KnowledgePage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/knowledge/review")
+                    view=|| view! { <Layout><KnowledgeReviewPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/knowledge/documents/:id")
+                    view=|| view! { <Layout><KnowledgeDocumentPage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
                     path=path!("/admin/dead-letters")
                     view=|| view! { <Layout><DeadLettersPage /></Layout> }
                     ssr=SsrMode::Async
@@ -113,6 +131,11 @@ pub fn App() -> impl IntoView {
                 <Route
                     path=path!("/sites/:code")
                     view=|| view! { <Layout><SitePage /></Layout> }
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/admin/providers")
+                    view=|| view! { <Layout><ProvidersPage /></Layout> }
                     ssr=SsrMode::Async
                 />
                 <Route

@@ -13,6 +13,7 @@ pub mod facility;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod knowledge;
 pub mod net;
 pub mod providers;
 pub mod security;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::knowledge::KnowledgeSettings;
+
 /// Every configurable policy number the backend enforces.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -20,6 +22,8 @@ pub struct Settings {
     pub trusted_origins: Vec<String>,
     /// Whether session cookies carry the `Secure` attribute (on when served over https).
     pub secure_cookies: bool,
+    /// Limits and switches of the knowledge base.
+    pub knowledge: KnowledgeSettings,
 }
 
 impl Default for Settings {
@@ -32,6 +36,7 @@ impl Default for Settings {
             json_body_limit: 256 * 1024,
             trusted_origins: Vec::new(),
             secure_cookies: false,
+            knowledge: KnowledgeSettings::default(),
         }
     }
 }

@@ -1,13 +1,17 @@
 //! The command line: subcommands, their flags, and what each runs.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use backend::accounts::Role;
+use backend::knowledge::embed::{Embedder, EmbeddingBackend};
+use backend::knowledge::{KnowledgeSettings, LazyEmbedder};
+use backend::providers::Gateway;
 use backend::AppState;
 use clap::{Parser, Subcommand, ValueEnum};
 use leptos::config::LeptosOptions;
 
-use crate::config::{DbArgs, LogFormat, WebArgs, WorkerArgs};
+use crate::config::{DbArgs, KnowledgeArgs, LogFormat, ProviderArgs, WebArgs, WorkerArgs};
 use crate::{dead_letter_ops, ops, router, telemetry, workers};
 use backend::jobs::dead_letters::Filter;
 use backend::jobs::demo::DemoArgs;
@@ -28,6 +32,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// The command line is parsed once at start-up, so the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the web server and the background workers in one process (the default).
@@ -37,7 +43,11 @@ pub enum Command {
         #[command(flatten)]
         web: WebArgs,
         #[command(flatten)]
+        providers: ProviderArgs,
+        #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        knowledge: KnowledgeArgs,
     },
     /// Run only the web server; scale it out beside separate `worker` processes.
     Web {
@@ -45,6 +55,10 @@ pub enum Command {
         db: DbArgs,
         #[command(flatten)]
         web: WebArgs,
+        #[command(flatten)]
+        providers: ProviderArgs,
+        #[command(flatten)]
+        knowledge: KnowledgeArgs,
     },
     /// Run only the background workers.
     Worker {
@@ -52,6 +66,8 @@ pub enum Command {
         db: DbArgs,
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        knowledge: KnowledgeArgs,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -242,22 +258,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     });
 
     match command {
-        Command::Serve { db, web, worker } => {
+        Command::Serve {
+            db,
+            web,
+            providers,
+            worker,
+            knowledge,
+        } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
-            let state = AppState::new(pool.clone(), web.settings());
+            let knowledge = knowledge.settings()?;
+            let embedder = knowledge_embedder(&knowledge)?;
+            let state = AppState::new(pool.clone(), web_settings(&web, &knowledge))
+                .with_providers(provider_gateway(&pool, &providers)?)
+                .with_embedder(embedder.clone());
+            let jobs = job_settings(&worker, &knowledge)?;
             // try_join: when the web server fails (say its port is taken) the workers stop too,
             // and the error reaches the terminal instead of the process idling on.
             let web_task = serve_web(state, &web);
-            let worker_task = workers::run(pool, worker.settings()?, shutdown_signal());
+            let worker_task = workers::run_with_embedder(pool, jobs, embedder, shutdown_signal());
             tokio::try_join!(web_task, worker_task).map(|_| ())
         }
-        Command::Web { db, web } => {
+        Command::Web {
+            db,
+            web,
+            providers,
+            knowledge,
+        } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
-            serve_web(AppState::new(pool, web.settings()), &web).await
+            let gateway = provider_gateway(&pool, &providers)?;
+            let knowledge = knowledge.settings()?;
+            let state = AppState::new(pool, web_settings(&web, &knowledge))
+                .with_providers(gateway)
+                .with_embedder(knowledge_embedder(&knowledge)?);
+            serve_web(state, &web).await
         }
-        Command::Worker { db, worker } => {
+        Command::Worker {
+            db,
+            worker,
+            knowledge,
+        } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
-            workers::run(pool, worker.settings()?, shutdown_signal()).await
+            let knowledge = knowledge.settings()?;
+            let embedder = knowledge_embedder(&knowledge)?;
+            let jobs = job_settings(&worker, &knowledge)?;
+            workers::run_with_embedder(pool, jobs, embedder, shutdown_signal()).await
         }
         Command::Migrate { db } => {
             let pool = backend::db::connect(&db.database_url, 2).await?;
@@ -297,6 +341,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+fn web_settings(web: &WebArgs, knowledge: &KnowledgeSettings) -> backend::settings::Settings {
+    backend::settings::Settings {
+        knowledge: knowledge.clone(),
+        ..web.settings()
+    }
+}
+
+fn job_settings(
+    worker: &WorkerArgs,
+    knowledge: &KnowledgeSettings,
+) -> anyhow::Result<backend::jobs::JobSettings> {
+    Ok(backend::jobs::JobSettings {
+        knowledge: knowledge.clone(),
+        ..worker.settings()?
+    })
+}
+
+/// Builds the embedder the knowledge settings select; the local model loads on first use.
+// TODO: EMBEDDING_BACKEND=openai is refused at start-up until the provider chain's
+// OpenAI-compatible client is handed to the embedder here.
+fn knowledge_embedder(knowledge: &KnowledgeSettings) -> anyhow::Result<Arc<dyn Embedder>> {
+    if knowledge.embedding.backend != EmbeddingBackend::Local {
+        anyhow::bail!(
+            "EMBEDDING_BACKEND={} is not available in this build yet; set EMBEDDING_BACKEND=local",
+            knowledge.embedding.backend
+        );
+    }
+    Ok(Arc::new(LazyEmbedder::local(knowledge.embedding.clone())))
+}
+
+/// Builds the model provider chain from the environment and logs it (never the keys).
+// NOTE: the job workers get no `AppState` yet; jobs that call models will need this gateway
+// passed into their registry.
+fn provider_gateway(pool: &sqlx::PgPool, args: &ProviderArgs) -> anyhow::Result<Arc<Gateway>> {
+    let settings = args.settings()?;
+    let gateway = Gateway::from_settings(pool.clone(), &settings)
+        .map_err(|error| anyhow::anyhow!("the model provider settings are invalid: {error}"))?;
+    let chain: Vec<&str> = gateway.chain().iter().map(|kind| kind.as_str()).collect();
+    tracing::info!(
+        chain = chain.join(","),
+        monthly_token_budget = settings.monthly_token_budget,
+        requests_per_minute = settings.rate_limits.requests_per_minute,
+        tokens_per_minute = settings.rate_limits.tokens_per_minute,
+        "model providers configured"
+    );
+    Ok(Arc::new(gateway))
 }
 
 async fn run_admin(pool: &sqlx::PgPool, command: AdminCommand) -> anyhow::Result<()> {

@@ -5,6 +5,15 @@ use std::time::Duration;
 
 use backend::jobs::policy::{RetryPolicy, RetryRule};
 use backend::jobs::JobSettings;
+use backend::knowledge::embed::EmbeddingSettings;
+use backend::knowledge::KnowledgeSettings;
+use backend::providers::settings::{
+    parse_base_url, parse_chain, BreakerSettings, PriceTable, ProviderSettings, RateLimits,
+    DEFAULT_MONTHLY_TOKEN_BUDGET,
+};
+use backend::providers::{
+    AnthropicConfig, HttpLimits, OpenAiConfig, ProviderKind, SchemaDialect, Secret,
+};
 use backend::settings::Settings;
 use clap::{Args, ValueEnum};
 
@@ -87,6 +96,7 @@ impl WebArgs {
                 .filter(|origin| !origin.is_empty())
                 .collect(),
             secure_cookies: self.secure_cookies,
+            ..Settings::default()
         }
     }
 }
@@ -217,6 +227,338 @@ impl WorkerArgs {
             public_url: self.public_url.clone(),
             outbound_allow_loopback: self.outbound_allow_loopback,
             ..JobSettings::default()
+        })
+    }
+}
+
+/// Options of the model providers: the fallback chain, each provider's connection, and the
+/// breaker, rate-limit, budget and price numbers. Base URLs come only from here, never from a
+/// request.
+#[derive(Debug, Clone, Args)]
+pub struct ProviderArgs {
+    /// Model providers tried in order, comma-separated: openai, anthropic. The offline rules
+    /// always end the chain; empty means offline only.
+    #[arg(long, env = "MODEL_PROVIDERS", default_value = "")]
+    pub model_providers: String,
+
+    /// API root of the OpenAI-compatible server, ending in /v1 (the client appends
+    /// chat/completions and embeddings).
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// Bearer key of the OpenAI-compatible server; local servers may need none.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub openai_api_key: Option<Secret>,
+
+    /// Chat model of the OpenAI-compatible server.
+    #[arg(long, env = "OPENAI_MODEL")]
+    pub openai_model: Option<String>,
+
+    /// Embedding model of the OpenAI-compatible server; without it, embeddings are offline.
+    #[arg(long, env = "OPENAI_EMBEDDING_MODEL")]
+    pub openai_embedding_model: Option<String>,
+
+    /// How the OpenAI-compatible server takes the output schema: json_schema (OpenAI, vLLM) or
+    /// json_object_schema (llama-cpp-python's server).
+    #[arg(long, env = "OPENAI_SCHEMA_DIALECT", default_value = "json_schema")]
+    pub openai_schema_dialect: String,
+
+    /// API root of the Anthropic server, without /v1 (the client appends v1/messages).
+    #[arg(long, env = "ANTHROPIC_BASE_URL")]
+    pub anthropic_base_url: Option<String>,
+
+    /// Key of the Anthropic server, sent as x-api-key.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub anthropic_api_key: Option<Secret>,
+
+    /// Anthropic model.
+    #[arg(long, env = "ANTHROPIC_MODEL")]
+    pub anthropic_model: Option<String>,
+
+    /// Seconds one provider request may take, from connecting until the response is read.
+    #[arg(long, env = "PROVIDER_TIMEOUT_SECONDS", default_value_t = 120)]
+    pub provider_timeout_seconds: u64,
+
+    /// Requests per minute to each provider; 0 is unlimited.
+    #[arg(long, env = "PROVIDER_REQUESTS_PER_MINUTE", default_value_t = 60)]
+    pub provider_requests_per_minute: u32,
+
+    /// Input plus output tokens per minute to each provider; 0 is unlimited.
+    #[arg(long, env = "PROVIDER_TOKENS_PER_MINUTE", default_value_t = 100_000)]
+    pub provider_tokens_per_minute: u64,
+
+    /// Failures within the breaker window that open a provider's breaker for a tenant.
+    #[arg(long, env = "PROVIDER_BREAKER_FAILURES", default_value_t = 3)]
+    pub provider_breaker_failures: u32,
+
+    /// Length of the breaker's failure window, in seconds.
+    #[arg(long, env = "PROVIDER_BREAKER_WINDOW_SECONDS", default_value_t = 300)]
+    pub provider_breaker_window_seconds: u64,
+
+    /// Seconds an open breaker waits before it lets one probe through.
+    #[arg(long, env = "PROVIDER_BREAKER_OPEN_SECONDS", default_value_t = 60)]
+    pub provider_breaker_open_seconds: u64,
+
+    /// Tokens each tenant may use per calendar month (UTC) before requests go to the offline
+    /// rules; 0 is unlimited.
+    #[arg(long, env = "TENANT_MONTHLY_TOKEN_BUDGET", default_value_t = DEFAULT_MONTHLY_TOKEN_BUDGET)]
+    pub tenant_monthly_token_budget: u64,
+
+    /// Prices in US dollars per million input/output tokens, per model, for the cost of each
+    /// recorded call: model=input/output,... (e.g. gpt-4o-mini=0.15/0.60).
+    #[arg(long, env = "PROVIDER_PRICES", default_value = "")]
+    pub provider_prices: String,
+}
+
+fn parse_secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text.trim()))
+}
+
+impl ProviderArgs {
+    /// Builds the provider settings these options describe, or returns an error naming the
+    /// variable at fault and how to fix it.
+    pub fn settings(&self) -> anyhow::Result<ProviderSettings> {
+        let chain = parse_chain(&self.model_providers)
+            .map_err(|error| anyhow::anyhow!("MODEL_PROVIDERS: {error}"))?;
+        if self.provider_timeout_seconds == 0 {
+            anyhow::bail!("PROVIDER_TIMEOUT_SECONDS is 0; set the seconds a request may take");
+        }
+        if self.provider_breaker_failures == 0 || self.provider_breaker_open_seconds == 0 {
+            anyhow::bail!(
+                "PROVIDER_BREAKER_FAILURES and PROVIDER_BREAKER_OPEN_SECONDS must be at least 1 \
+                 (got {} and {})",
+                self.provider_breaker_failures,
+                self.provider_breaker_open_seconds
+            );
+        }
+        let request_timeout = Duration::from_secs(self.provider_timeout_seconds);
+        let limits = HttpLimits {
+            connect_timeout: HttpLimits::default().connect_timeout.min(request_timeout),
+            request_timeout,
+            ..HttpLimits::default()
+        };
+        let prices = PriceTable::parse(&self.provider_prices)
+            .map_err(|error| anyhow::anyhow!("PROVIDER_PRICES: {error}"))?;
+
+        let openai = chain
+            .contains(&ProviderKind::OpenAiCompatible)
+            .then(|| self.openai_config(limits))
+            .transpose()?;
+        let anthropic = chain
+            .contains(&ProviderKind::Anthropic)
+            .then(|| self.anthropic_config(limits))
+            .transpose()?;
+        Ok(ProviderSettings {
+            chain,
+            openai,
+            anthropic,
+            breaker: BreakerSettings {
+                failure_threshold: self.provider_breaker_failures,
+                failure_window: Duration::from_secs(self.provider_breaker_window_seconds.max(1)),
+                open_for: Duration::from_secs(self.provider_breaker_open_seconds),
+                // Two requests (the second a repair) at the timeout, and a margin.
+                probe_lease: request_timeout * 2 + Duration::from_secs(30),
+            },
+            rate_limits: RateLimits {
+                requests_per_minute: self.provider_requests_per_minute,
+                tokens_per_minute: self.provider_tokens_per_minute,
+            },
+            monthly_token_budget: self.tenant_monthly_token_budget,
+            prices,
+        })
+    }
+
+    fn openai_config(&self, limits: HttpLimits) -> anyhow::Result<OpenAiConfig> {
+        let base_url = required_text("OPENAI_BASE_URL", self.openai_base_url.as_deref(), "openai")?;
+        let base_url = parse_base_url(&base_url)
+            .map_err(|error| anyhow::anyhow!("OPENAI_BASE_URL: {error}"))?;
+        let model = required_text("OPENAI_MODEL", self.openai_model.as_deref(), "openai")?;
+        let dialect = match self.openai_schema_dialect.trim() {
+            "json_schema" => SchemaDialect::JsonSchema,
+            "json_object_schema" => SchemaDialect::JsonObjectSchema,
+            other => anyhow::bail!(
+                "OPENAI_SCHEMA_DIALECT {other:?} is unknown; use json_schema or json_object_schema"
+            ),
+        };
+        let mut config = OpenAiConfig::new(base_url, model);
+        config.api_key = self
+            .openai_api_key
+            .clone()
+            .filter(|key| !key.expose().is_empty());
+        config.embedding_model = self
+            .openai_embedding_model
+            .as_deref()
+            .map(str::trim)
+            .filter(|model| !model.is_empty())
+            .map(str::to_string);
+        config.dialect = dialect;
+        config.limits = limits;
+        Ok(config)
+    }
+
+    fn anthropic_config(&self, limits: HttpLimits) -> anyhow::Result<AnthropicConfig> {
+        let base_url = required_text(
+            "ANTHROPIC_BASE_URL",
+            self.anthropic_base_url.as_deref(),
+            "anthropic",
+        )?;
+        let base_url = parse_base_url(&base_url)
+            .map_err(|error| anyhow::anyhow!("ANTHROPIC_BASE_URL: {error}"))?;
+        let model = required_text(
+            "ANTHROPIC_MODEL",
+            self.anthropic_model.as_deref(),
+            "anthropic",
+        )?;
+        let key = self
+            .anthropic_api_key
+            .clone()
+            .filter(|key| !key.expose().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "MODEL_PROVIDERS lists anthropic, but ANTHROPIC_API_KEY is unset; set the key \
+                     or remove anthropic from MODEL_PROVIDERS"
+                )
+            })?;
+        let mut config = AnthropicConfig::new(base_url, key, model);
+        config.limits = limits;
+        Ok(config)
+    }
+}
+
+fn required_text(variable: &str, value: Option<&str>, provider: &str) -> anyhow::Result<String> {
+    value
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "MODEL_PROVIDERS lists {provider}, but {variable} is unset; set it or remove \
+                 {provider} from MODEL_PROVIDERS"
+            )
+        })
+}
+
+/// Options of the knowledge base: fetch limits, refresh, the signed webhook and embeddings.
+#[derive(Debug, Clone, Args)]
+pub struct KnowledgeArgs {
+    /// Largest upload or fetched document, in bytes.
+    #[arg(long, env = "KNOWLEDGE_MAX_DOCUMENT_BYTES", default_value_t = backend::knowledge::settings::DEFAULT_MAX_DOCUMENT_BYTES)]
+    pub knowledge_max_document_bytes: usize,
+
+    /// Accept http:// source URLs as well as https://; for development only.
+    #[arg(long, env = "KNOWLEDGE_ALLOW_HTTP", default_value_t = false)]
+    pub knowledge_allow_http: bool,
+
+    /// Comma-separated hosts that sources may come from (subdomains included); empty allows
+    /// any public host.
+    #[arg(long, env = "KNOWLEDGE_ALLOWED_HOSTS", default_value = "")]
+    pub knowledge_allowed_hosts: String,
+
+    /// Comma-separated ports that source URLs may use besides 443 (and 80 with http).
+    #[arg(long, env = "KNOWLEDGE_EXTRA_PORTS", default_value = "")]
+    pub knowledge_extra_ports: String,
+
+    /// Let source URLs reach 127.0.0.1 and ::1 (the same switch as the workers'); for
+    /// development and tests only.
+    #[arg(
+        long = "knowledge-allow-loopback",
+        env = "OUTBOUND_ALLOW_LOOPBACK",
+        default_value_t = false
+    )]
+    pub knowledge_allow_loopback: bool,
+
+    /// Seconds allowed for one fetch, redirects included.
+    #[arg(long, env = "KNOWLEDGE_FETCH_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub knowledge_fetch_timeout_seconds: u64,
+
+    /// Hours between re-fetches of URL sources.
+    #[arg(long, env = "KNOWLEDGE_REFRESH_HOURS", default_value_t = 168)]
+    pub knowledge_refresh_hours: u64,
+
+    /// Comma-separated webhook secrets (the current one, then the previous one while
+    /// rotating); empty turns the knowledge webhook off.
+    #[arg(
+        long,
+        env = "KNOWLEDGE_WEBHOOK_SECRETS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub knowledge_webhook_secrets: String,
+
+    /// Seconds a webhook timestamp may differ from the server's clock.
+    #[arg(
+        long,
+        env = "KNOWLEDGE_WEBHOOK_TOLERANCE_SECONDS",
+        default_value_t = 300
+    )]
+    pub knowledge_webhook_tolerance_seconds: u64,
+
+    /// Where embeddings are computed: local (the bundled model) or openai.
+    #[arg(long, env = "EMBEDDING_BACKEND", default_value = "local")]
+    pub embedding_backend: String,
+
+    /// Folder with model.safetensors, tokenizer.json and config.json of all-MiniLM-L6-v2;
+    /// the repository's .data/models/all-MiniLM-L6-v2 when empty.
+    #[arg(long, env = "EMBEDDING_MODEL_DIR", default_value = "")]
+    pub embedding_model_dir: String,
+
+    /// Texts per embedding call.
+    #[arg(long, env = "EMBEDDING_BATCH_SIZE", default_value_t = 32)]
+    pub embedding_batch_size: usize,
+}
+
+impl KnowledgeArgs {
+    /// Builds the knowledge settings these options describe, or returns an error naming the
+    /// invalid option.
+    pub fn settings(&self) -> anyhow::Result<KnowledgeSettings> {
+        let list = |text: &str| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let extra_ports = list(&self.knowledge_extra_ports)
+            .iter()
+            .map(|port| {
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|port| *port > 0)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "KNOWLEDGE_EXTRA_PORTS: {port:?} is not a port number from 1 to 65535"
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<Vec<u16>>>()?;
+        let secrets = list(&self.knowledge_webhook_secrets);
+        if secrets.len() > 2 {
+            anyhow::bail!(
+                "KNOWLEDGE_WEBHOOK_SECRETS lists {} secrets; give at most two (current, previous)",
+                secrets.len()
+            );
+        }
+        if self.knowledge_max_document_bytes == 0 {
+            anyhow::bail!("KNOWLEDGE_MAX_DOCUMENT_BYTES must be at least 1");
+        }
+        let hosts = list(&self.knowledge_allowed_hosts);
+        let embedding = EmbeddingSettings::from_lookup(|name| match name {
+            "EMBEDDING_BACKEND" => Some(self.embedding_backend.clone()),
+            "EMBEDDING_MODEL_DIR" => Some(self.embedding_model_dir.clone()),
+            "EMBEDDING_BATCH_SIZE" => Some(self.embedding_batch_size.to_string()),
+            _ => None,
+        })?;
+        Ok(KnowledgeSettings {
+            max_document_bytes: self.knowledge_max_document_bytes,
+            allow_http: self.knowledge_allow_http,
+            allowed_hosts: (!hosts.is_empty()).then_some(hosts),
+            extra_ports,
+            allow_loopback: self.knowledge_allow_loopback,
+            fetch_timeout: Duration::from_secs(self.knowledge_fetch_timeout_seconds.max(1)),
+            refresh_interval: Duration::from_secs(self.knowledge_refresh_hours.max(1) * 3600),
+            webhook_secrets: secrets.into_iter().map(Secret::new).collect(),
+            webhook_tolerance: Duration::from_secs(self.knowledge_webhook_tolerance_seconds),
+            embedding,
         })
     }
 }

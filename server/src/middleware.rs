@@ -105,6 +105,26 @@ pub async fn json_body_limit(
     }
 }
 
+/// Returns 413 when an upload's `Content-Length` exceeds `limit`, before the body is read.
+pub async fn upload_body_limit(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    match length {
+        Some(length) if length > limit => ApiError::TooLarge(format!(
+            "upload is {length} bytes, over the limit of {limit} bytes; split the document or raise KNOWLEDGE_MAX_DOCUMENT_BYTES"
+        ))
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
 /// API resources named in metric labels; any other path under `/api/v1` counts as "other".
 const API_RESOURCES: &[&str] = &["me", "openapi.json", "users", "conversations"];
 

@@ -18,7 +18,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::{api, middleware};
+use crate::{api, forms, middleware};
 
 /// State of the page routes: Leptos needs its options, handlers need the app state.
 #[derive(Clone, axum::extract::FromRef)]
@@ -46,12 +46,24 @@ pub fn build(state: AppState, leptos: LeptosOptions) -> Router {
             middleware::json_body_limit,
         ));
 
+    // Uploads get the document limit plus room for the multipart framing; the handler counts
+    // the file's own bytes against the document limit as they stream in.
+    let upload_limit = settings.knowledge.max_document_bytes + 64 * 1024;
+    let uploads = api::upload_router()
+        .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(axum_middleware::from_fn_with_state(
+            upload_limit,
+            middleware::upload_body_limit,
+        ));
+
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .nest("/api/v1", api.with_state(state.clone()))
+        .nest("/api/v1", api.merge(uploads).with_state(state.clone()))
         .merge(pages)
+        // The knowledge upload form posts a document, so it shares the API upload's limit.
+        .merge(forms::router(upload_limit))
         .layer(axum_middleware::from_fn_with_state(
             state.clone(),
             middleware::csrf,

@@ -1,19 +1,35 @@
 //! Background workers that run beside (or apart from) the web server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::Pubsub;
 use backend::jobs::{self, upkeep, JobSettings, Runner};
+use backend::knowledge::embed::Embedder;
+use backend::knowledge::LazyEmbedder;
 use sqlx::PgPool;
 
-/// Runs the job worker and the upkeep schedule until `shutdown` resolves or the worker fails.
+/// Runs the job worker and the upkeep schedule until `shutdown` resolves or the worker fails,
+/// embedding knowledge with the local model that `settings` name.
 pub async fn run(
     pool: PgPool,
     settings: JobSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let registry = jobs::registry(&pool, &settings)?;
+    let embedder = Arc::new(LazyEmbedder::local(settings.knowledge.embedding.clone()));
+    run_with_embedder(pool, settings, embedder, shutdown).await
+}
+
+/// Runs the job worker and the upkeep schedule until `shutdown` resolves or the worker fails,
+/// embedding knowledge with `embedder`.
+pub async fn run_with_embedder(
+    pool: PgPool,
+    settings: JobSettings,
+    embedder: Arc<dyn Embedder>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let registry = jobs::registry_with_embedder(&pool, &settings, embedder)?;
     let kinds = registry.kinds();
     let runner = Runner::new(pool.clone(), registry, settings.policy.clone());
 

@@ -346,7 +346,7 @@ async fn url_check_names_the_refusal() {
 
     // IP literals only: the check resolves names, and tests make no real lookups.
     for (url, reason) in [
-        ("http://10.0.0.5/manual.pdf", "private_address"),
+        ("https://10.0.0.5/manual.pdf", "private_address"),
         (
             "http://169.254.169.254/latest/meta-data/",
             "metadata_address",
@@ -388,7 +388,7 @@ async fn url_check_names_the_refusal() {
         .post_as(
             &manager,
             "/api/v1/knowledge/url-check",
-            &json!({ "url": "http://10.0.0.5/" }),
+            &json!({ "url": "https://10.0.0.5/" }),
         )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);

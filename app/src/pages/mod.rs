@@ -7,9 +7,11 @@ mod change_set;
 mod chat;
 mod dead_letters;
 mod home;
+mod knowledge;
 mod login;
 mod my_changes;
 mod not_found;
+mod providers;
 mod site;
 mod users;
 
@@ -19,9 +21,11 @@ pub use change_set::ChangeSetPage;
 pub use chat::ChatPage;
 pub use dead_letters::{DeadLetterPage, DeadLettersPage};
 pub use home::HomePage;
+pub use knowledge::{KnowledgeDocumentPage, KnowledgePage, KnowledgeReviewPage};
 pub use login::LoginPage;
 pub use my_changes::MyChangesPage;
 pub use not_found::NotFoundPage;
+pub use providers::ProvidersPage;
 pub use site::{SitePage, SitesPage};
 pub use users::UsersPage;
 

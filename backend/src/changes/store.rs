@@ -44,6 +44,17 @@ impl Caller {
     }
 
     fn audit(&self, action: &str, id: Uuid, detail: Value) -> AuditEvent {
+        self.audit_event("change_set", action, id, detail)
+    }
+
+    /// Builds an audit event by this caller on `subject_type` `id`, with the client details.
+    pub fn audit_event(
+        &self,
+        subject_type: &str,
+        action: &str,
+        id: Uuid,
+        detail: Value,
+    ) -> AuditEvent {
         AuditEvent::new(
             self.tenant(),
             Actor::User {
@@ -51,7 +62,7 @@ impl Caller {
                 email: self.principal.email.clone(),
             },
             action,
-            "change_set",
+            subject_type,
             id.to_string(),
             detail,
         )

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 401: no valid session or token.
     #[error("sign in first, or send Authorization: Bearer <personal token>")]
     Unauthenticated,
+    /// 401: credentials other than a session or token (such as a webhook signature) failed.
+    #[error("{0}")]
+    Unauthorized(String),
     /// 403: signed in, but the role or the request's origin does not allow this.
     #[error("{0}")]
     Forbidden(String),
@@ -93,7 +96,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,

@@ -25,6 +25,7 @@ pub mod runner;
 pub mod sanitize;
 pub mod upkeep;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis_postgres::{Config, PostgresStorage};
@@ -84,6 +85,8 @@ pub struct JobSettings {
     pub public_url: Option<String>,
     /// Let outbound requests reach 127.0.0.1 and ::1; for development and tests only.
     pub outbound_allow_loopback: bool,
+    /// Limits of the knowledge pipeline's jobs.
+    pub knowledge: crate::knowledge::KnowledgeSettings,
 }
 
 impl Default for JobSettings {
@@ -104,6 +107,7 @@ impl Default for JobSettings {
             alert_webhook_url: None,
             public_url: None,
             outbound_allow_loopback: false,
+            knowledge: crate::knowledge::KnowledgeSettings::default(),
         }
     }
 }
@@ -148,8 +152,21 @@ pub fn net_error(error: crate::net::FetchError) -> JobError {
     JobError::network(message)
 }
 
-/// Builds the registry of every handler this process runs.
+/// Builds the registry of every handler this process runs, embedding knowledge with the local
+/// model that `settings` name, loaded on first use.
 pub fn registry(pool: &PgPool, settings: &JobSettings) -> anyhow::Result<Registry> {
+    let embedder = Arc::new(crate::knowledge::LazyEmbedder::local(
+        settings.knowledge.embedding.clone(),
+    ));
+    registry_with_embedder(pool, settings, embedder)
+}
+
+/// Builds the registry of every handler this process runs, embedding knowledge with `embedder`.
+pub fn registry_with_embedder(
+    pool: &PgPool,
+    settings: &JobSettings,
+    embedder: Arc<dyn crate::knowledge::embed::Embedder>,
+) -> anyhow::Result<Registry> {
     let mut registry = Registry::new()
         .register(
             upkeep::UPKEEP_KIND,
@@ -166,5 +183,10 @@ pub fn registry(pool: &PgPool, settings: &JobSettings) -> anyhow::Result<Registr
     if settings.demo_jobs {
         registry = registry.register(demo::DEMO_KIND, demo::DemoFailHandler);
     }
+    let pipeline = Arc::new(crate::knowledge::pipeline::Pipeline::new(
+        settings.knowledge.clone(),
+        embedder,
+    ));
+    registry = pipeline.register(registry);
     Ok(registry)
 }

@@ -35,6 +35,8 @@ pub struct UpkeepReport {
     pub lost_jobs: u64,
     /// Change sets that expired waiting.
     pub expired_change_sets: u64,
+    /// URL sources queued for a refresh fetch.
+    pub knowledge_refreshes: u64,
 }
 
 /// Runs one upkeep. Every step deletes only rows already past their date, or records a lost
@@ -57,6 +59,13 @@ pub async fn run_upkeep(pool: &PgPool, settings: &JobSettings) -> Result<UpkeepR
     let finished_jobs = prune_finished_jobs(pool, settings.finished_job_retention).await?;
     let lost_jobs = ledger::sweep_lost(pool, settings.lost_after, &settings.policy).await?;
     let expired_change_sets = expire_change_sets(pool).await?;
+    let knowledge_refreshes = crate::knowledge::store::refresh_due(
+        pool,
+        &settings.knowledge,
+        &format!("upkeep-{}", uuid::Uuid::now_v7()),
+    )
+    .await
+    .map_err(|error| JobError::new(super::ErrorClass::Database, error.to_string()))?;
     Ok(UpkeepReport {
         sessions,
         login_attempts,
@@ -65,6 +74,7 @@ pub async fn run_upkeep(pool: &PgPool, settings: &JobSettings) -> Result<UpkeepR
         finished_jobs,
         lost_jobs,
         expired_change_sets,
+        knowledge_refreshes,
     })
 }
 

@@ -9,11 +9,17 @@
 //! that they stay out of messages and logs.
 
 pub mod anthropic;
+pub mod breaker;
+pub mod calls;
+pub mod gateway;
+pub mod limits;
 pub mod offline;
 pub mod openai;
 pub mod output;
+pub mod overview;
 pub mod prompts;
 pub mod screening;
+pub mod settings;
 mod transport;
 
 use std::fmt;
@@ -27,6 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::jobs::{ErrorClass, JobError};
 
 pub use anthropic::{AnthropicConfig, AnthropicProvider, ANTHROPIC_VERSION};
+pub use gateway::{Answer, EmbedAnswer, Gateway, GatewayError, ModelAnswer, OfflineReason};
 pub use offline::{OfflineProvider, OFFLINE_EMBEDDING_DIMENSIONS};
 pub use openai::{OpenAiConfig, OpenAiProvider, SchemaDialect};
 
@@ -291,6 +298,11 @@ pub trait Provider: Send + Sync {
 
     /// Returns the configured chat model.
     fn chat_model(&self) -> &str;
+
+    /// Returns the configured embedding model, or `None` when [`Provider::embed`] is unsupported.
+    fn embedding_model(&self) -> Option<&str> {
+        None
+    }
 
     /// Sends `request` and returns the JSON value that the model produced.
     async fn chat_structured(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError>;

@@ -43,6 +43,10 @@ impl Provider for OfflineProvider {
         "offline-rules"
     }
 
+    fn embedding_model(&self) -> Option<&str> {
+        Some(OFFLINE_EMBEDDING_MODEL)
+    }
+
     async fn chat_structured(&self, _request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         // TODO: route requests to the rule-based maker and checker once the conversation
         // module exists; until then every offline chat call fails as unsupported.

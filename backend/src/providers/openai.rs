@@ -137,6 +137,10 @@ impl Provider for OpenAiProvider {
         &self.config.chat_model
     }
 
+    fn embedding_model(&self) -> Option<&str> {
+        self.config.embedding_model.as_deref()
+    }
+
     async fn chat_structured(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         request.check()?;
         let body = chat_body(&self.config.chat_model, self.config.dialect, request);

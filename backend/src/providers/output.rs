@@ -213,7 +213,7 @@ pub fn repair_request(
 }
 
 /// Formats at most [`MAX_LISTED_ERRORS`] errors as `- error` items joined by `separator`.
-fn list_errors(errors: &[String], separator: &str) -> String {
+pub(crate) fn list_errors(errors: &[String], separator: &str) -> String {
     let mut items: Vec<String> = errors
         .iter()
         .take(MAX_LISTED_ERRORS)

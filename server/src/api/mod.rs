@@ -3,6 +3,7 @@
 pub mod changes;
 pub mod dead_letters;
 pub mod knowledge;
+pub mod providers;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,6 +18,12 @@ use backend::AppState;
 use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+/// Builds the upload route, mounted under `/api/v1` with the document size limit instead of
+/// the JSON limit of [`router`].
+pub fn upload_router() -> Router<AppState> {
+    Router::new().route("/knowledge/documents", post(knowledge::submit))
+}
 
 /// Builds the API routes, mounted under `/api/v1`.
 pub fn router() -> Router<AppState> {
@@ -38,6 +45,17 @@ pub fn router() -> Router<AppState> {
         .route("/dead-letters/{id}", get(dead_letters::show))
         .route("/dead-letters/{id}/discard", post(dead_letters::discard))
         .route("/knowledge/url-check", post(knowledge::url_check))
+        .route("/knowledge/documents", get(knowledge::list))
+        .route("/knowledge/documents/{id}", get(knowledge::show))
+        .route("/knowledge/documents/{id}/chunks", get(knowledge::chunks))
+        .route(
+            "/knowledge/documents/{id}/reviews",
+            post(knowledge::add_review),
+        )
+        .route("/knowledge/documents/{id}/retire", post(knowledge::retire))
+        .route("/knowledge/search", get(knowledge::search))
+        .route("/webhooks/knowledge", post(knowledge::webhook))
+        .route("/providers", get(providers::list))
         .route("/audit", get(dead_letters::audit_list))
         .route("/audit/verify", get(dead_letters::audit_verify))
         .fallback(unknown_route)
@@ -53,13 +71,24 @@ pub fn router() -> Router<AppState> {
         dead_letters::discard, dead_letters::audit_list, dead_letters::audit_verify,
         changes::site, changes::create, changes::list, changes::show, changes::edit,
         changes::decide, changes::apply, changes::rollback, knowledge::url_check,
+        knowledge::submit, knowledge::list, knowledge::show, knowledge::chunks,
+        knowledge::add_review, knowledge::retire, knowledge::search, knowledge::webhook,
+        providers::list,
     ),
     components(schemas(
         ErrorBody, Principal, Role, UserSummary, Conversation, StartConversation, ConversationType,
         dead_letters::DeadLetterPage, dead_letters::RetryRequest, dead_letters::DiscardRequest,
         changes::NewChangeSet, changes::EditChangeSet, changes::DecisionRequest,
         changes::ApplyQueued, changes::RollbackConflicts, knowledge::UrlCheck,
-        knowledge::UrlVerdict,
+        knowledge::UrlVerdict, knowledge::NewUrlDocument, knowledge::DocumentPage,
+        knowledge::WebhookNotice, backend::knowledge::store::Submitted,
+        backend::knowledge::store::DocumentView, backend::knowledge::store::ReviewView,
+        backend::knowledge::store::ChunkView, backend::knowledge::review::NewReview,
+        backend::knowledge::review::ReviewDecision, backend::knowledge::review::ReviewOutcome,
+        backend::knowledge::search::SearchHit, backend::knowledge::Authority,
+        providers::ProvidersOverview, providers::ProviderStatus, providers::BreakerView,
+        providers::HourStats, providers::Bucket, providers::RecentError, providers::BudgetUse,
+        providers::BreakerState,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []), ("session" = []))
