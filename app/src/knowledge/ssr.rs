@@ -24,7 +24,7 @@ use crate::account::ssr::invalid_value as invalid;
 // The backend's list clamps its limit to 200, so a larger page would silently shrink.
 const _: () = assert!(super::PAGE_SIZE <= 200 && super::QUEUE_LIMIT <= 200);
 
-/// Longest excerpt of a chunk on the search results, in characters.
+/// Maximum length of a chunk excerpt on the search results, in characters.
 const EXCERPT_CHARS: usize = 280;
 
 /// Finding kinds that extraction records about removed or unreadable content; any other kind
@@ -496,6 +496,9 @@ pub fn detail(
 
 // Both sides count the approvals that publish a document.
 const _: () = assert!(APPROVALS_NEEDED == backend::knowledge::review::REQUIRED_APPROVALS);
+
+// The backend's search clamps `k`, so more results would silently shrink.
+const _: () = assert!(super::SEARCH_RESULTS <= backend::knowledge::search::MAX_K);
 
 #[cfg(test)]
 mod tests {

@@ -50,7 +50,7 @@ pub fn KnowledgeDocumentPage() -> impl IntoView {
 
     view! {
         <Title text="Knowledge document · Siteline" />
-        <p class="cs-back"><A href=KNOWLEDGE_PATH>"← Knowledge"</A></p>
+        <p class="cs-back"><A href=KNOWLEDGE_PATH exact=true>"← Knowledge"</A></p>
         <SectionLinks />
         <Transition fallback=|| view! { <p class="page-status">"Loading the document…"</p> }>
             {move || Suspend::new(async move {
@@ -110,7 +110,13 @@ fn DetailBody(
         .facts
         .iter()
         .map(|(label, value)| {
-            view! { <div><dt>{label.clone()}</dt><dd class="kb-wrap">{value.clone()}</dd></div> }
+            // A hash reads better in a fixed-width font.
+            let class = if label == "SHA-256" {
+                "kb-wrap mono"
+            } else {
+                "kb-wrap"
+            };
+            view! { <div><dt>{label.clone()}</dt><dd class=class>{value.clone()}</dd></div> }
         })
         .collect_view();
 
@@ -132,16 +138,17 @@ fn DetailBody(
         </section>
         <PipelineSection detail=detail.clone() />
         {failed.then(|| view! { <FailedPanel detail=detail.clone() /> })}
+        // Findings come before the review form, because they are what a reviewer reads first.
+        <section class="kb-section" aria-labelledby="kb-flags-heading">
+            <h2 id="kb-flags-heading">"Findings"</h2>
+            <FlagList flags=detail.flags.clone() />
+        </section>
         {notes}
         <ActionReports review retire />
         {detail.can_review.then(|| view! {
             <ReviewForm id=row.id.clone() scores_required=detail.scores_required review />
         })}
         {detail.can_retire.then(|| view! { <RetireForm id=row.id.clone() retire /> })}
-        <section class="kb-section" aria-labelledby="kb-flags-heading">
-            <h2 id="kb-flags-heading">"Findings"</h2>
-            <FlagList flags=detail.flags.clone() />
-        </section>
         <section class="kb-section" aria-labelledby="kb-reviews-heading">
             <h2 id="kb-reviews-heading">"Reviews"</h2>
             <p data-testid="approvals">
@@ -451,9 +458,14 @@ fn ChunkSection(chunk_count: i64, chunks: Option<Vec<ChunkRow>>) -> impl IntoVie
                     }
                 })
                 .collect_view();
+            let summary = if chunk_count == 1 {
+                "Show the chunk".to_string()
+            } else {
+                format!("Show the {chunk_count} chunks")
+            };
             view! {
                 <details class="kb-chunks" data-testid="chunks">
-                    <summary>{format!("Show the {chunk_count} chunks")}</summary>
+                    <summary>{summary}</summary>
                     <ol>{items}</ol>
                 </details>
             }

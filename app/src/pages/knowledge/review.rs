@@ -90,9 +90,14 @@ fn QueueItem(row: QueueRow) -> impl IntoView {
             row.approved_by.join(", ")
         )
     };
+    let chunks = if row.chunk_count == 1 {
+        "1 chunk".to_string()
+    } else {
+        format!("{} chunks", row.chunk_count)
+    };
     let facts = format!(
-        "{} · {} chunks · submitted by {} {}",
-        document.source, row.chunk_count, row.submitted_by, document.age
+        "{} · {chunks} · submitted by {} {}",
+        document.source, row.submitted_by, document.age
     );
 
     view! {
