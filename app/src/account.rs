@@ -132,11 +132,54 @@ pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use backend::accounts::Principal;
-    use backend::http::{ApiError, CorrelationId};
+    use backend::changes::store::Caller;
+    use backend::http::{ApiError, Authorized, ClientMeta, CorrelationId, RoleRequirement};
     use backend::AppState;
     use leptos::prelude::*;
+    use uuid::Uuid;
 
     use super::CurrentUser;
+
+    /// A request by a signed-in user with one of `R`'s roles, and what every call needs.
+    pub struct Call<R> {
+        pub caller: Authorized<R>,
+        pub state: AppState,
+        pub correlation: CorrelationId,
+    }
+
+    impl<R: RoleRequirement> Call<R> {
+        /// Checks that the caller is signed in and has one of `R`'s roles.
+        pub async fn authorize() -> Result<Self, ServerFnError> {
+            let correlation: CorrelationId = extract().await?;
+            let caller = extract_parts::<Authorized<R>>().await.map_err(api_error)?;
+            let state = state()?;
+            Ok(Self {
+                caller,
+                state,
+                correlation,
+            })
+        }
+
+        /// Returns the caller's tenant id, the scope of every query.
+        pub fn tenant(&self) -> Uuid {
+            self.caller.scope().tenant_id().0
+        }
+
+        /// Builds the caller with the client address and user agent for the audit trail.
+        pub async fn audit_caller(&self) -> Result<Caller, ServerFnError> {
+            let client: ClientMeta = extract().await?;
+            Ok(Caller::new(
+                self.caller.principal(),
+                &client,
+                &self.correlation,
+            ))
+        }
+
+        /// Converts an error for the page with [`page_error`].
+        pub fn fail(&self, error: ApiError) -> ServerFnError {
+            page_error(error, &self.correlation)
+        }
+    }
 
     /// Returns the application state the server placed in context.
     pub fn state() -> Result<AppState, ServerFnError> {

@@ -349,7 +349,7 @@ pub async fn decide_change_set(
     let uuid = ssr::parse_id("id", &id).map_err(|error| call.fail(error))?;
     let decision = ssr::parse_decision(&decision).map_err(|error| call.fail(error))?;
     let comment = Some(comment.trim()).filter(|text| !text.is_empty());
-    let caller = call.changes_caller().await?;
+    let caller = call.audit_caller().await?;
     let change_set = store::decide(&call.state.pool, &caller, uuid, decision, comment)
         .await
         .map_err(|error| call.fail(error))?;
@@ -371,7 +371,7 @@ pub async fn apply_change_set(id: String) -> Result<String, ServerFnError> {
 
     let call = ssr::Call::<ManagerRole>::authorize().await?;
     let uuid = ssr::parse_id("id", &id).map_err(|error| call.fail(error))?;
-    let caller = call.changes_caller().await?;
+    let caller = call.audit_caller().await?;
     let job_id = store::request_apply(&call.state.pool, &caller, uuid)
         .await
         .map_err(|error| call.fail(error))?;
@@ -391,7 +391,7 @@ pub async fn rollback_change_set(id: String) -> Result<RollbackResult, ServerFnE
 
     let call = ssr::Call::<ManagerRole>::authorize().await?;
     let uuid = ssr::parse_id("id", &id).map_err(|error| call.fail(error))?;
-    let caller = call.changes_caller().await?;
+    let caller = call.audit_caller().await?;
     let outcome = store::rollback(&call.state.pool, &caller, uuid)
         .await
         .map_err(|error| call.fail(error))?;

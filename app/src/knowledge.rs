@@ -344,7 +344,7 @@ pub async fn load_review_queue() -> Result<Vec<QueueRow>, ServerFnError> {
     use backend::knowledge::store::{self, ListFilter};
 
     let call = ssr::Call::<AnyRole>::authorize().await?;
-    call.require_reviewer().map_err(|error| call.fail(error))?;
+    ssr::require_reviewer(&call).map_err(|error| call.fail(error))?;
     let listed = store::list(
         &call.state.pool,
         call.tenant(),
@@ -420,7 +420,7 @@ pub async fn review_knowledge_document(
         relevance: ssr::parse_score("relevance", &relevance).map_err(|error| call.fail(error))?,
         comment: Some(comment.trim().to_string()).filter(|text| !text.is_empty()),
     };
-    let caller = call.caller_with_client().await?;
+    let caller = call.audit_caller().await?;
     let outcome = review::review(&call.state.pool, &caller, uuid, &new_review)
         .await
         .map_err(|error| call.fail(error))?;
@@ -448,7 +448,7 @@ pub async fn retire_knowledge_document(id: String) -> Result<(), ServerFnError> 
 
     let call = ssr::Call::<AdminRole>::authorize().await?;
     let uuid = ssr::parse_id("id", &id).map_err(|error| call.fail(error))?;
-    let caller = call.caller_with_client().await?;
+    let caller = call.audit_caller().await?;
     store::retire(&call.state.pool, &caller, uuid)
         .await
         .map_err(|error| call.fail(error))?;
@@ -473,7 +473,7 @@ pub async fn submit_knowledge_url(
         title: Some(title.trim().to_string()).filter(|text| !text.is_empty()),
         authority: ssr::parse_authority(&authority).map_err(|error| call.fail(error))?,
     };
-    let caller = call.caller_with_client().await?;
+    let caller = call.audit_caller().await?;
     let submitted = store::submit(
         &call.state.pool,
         &call.state.settings.knowledge,

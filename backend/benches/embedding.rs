@@ -99,12 +99,18 @@ fn corpus_dir() -> PathBuf {
     crate_dir.join("../../shared/corpus")
 }
 
+/// Texts of the quick run under `cargo test`, which only checks that the bench still works.
+const SMOKE_TEXTS: usize = 4;
+
+/// Reads EMBEDDING_BENCH_TEXTS; without it, `cargo bench` embeds every piece and `cargo test`
+/// (which runs bench targets without `--bench`) only [`SMOKE_TEXTS`].
 fn text_limit() -> Result<Option<usize>, String> {
     match std::env::var("EMBEDDING_BENCH_TEXTS") {
         Ok(value) => value.trim().parse().map(Some).map_err(|_| {
             format!("invalid EMBEDDING_BENCH_TEXTS={value:?}: use a whole number of texts")
         }),
-        Err(_) => Ok(None),
+        Err(_) if std::env::args().any(|arg| arg == "--bench") => Ok(None),
+        Err(_) => Ok(Some(SMOKE_TEXTS)),
     }
 }
 

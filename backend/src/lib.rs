@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod knowledge;
 pub mod net;
 pub mod providers;
+pub mod recommendations;
 pub mod security;
 pub mod sessions;
 pub mod settings;

@@ -4,7 +4,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use backend::accounts::Role;
-use backend::knowledge::embed::{Embedder, EmbeddingBackend};
+use backend::knowledge::embed::{
+    Embedder, EmbeddingBackend, ProviderEmbedder, EMBEDDING_DIMENSIONS,
+};
 use backend::knowledge::{KnowledgeSettings, LazyEmbedder};
 use backend::providers::Gateway;
 use backend::AppState;
@@ -64,6 +66,8 @@ pub enum Command {
     Worker {
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        providers: ProviderArgs,
         #[command(flatten)]
         worker: WorkerArgs,
         #[command(flatten)]
@@ -267,7 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let knowledge = knowledge.settings()?;
-            let embedder = knowledge_embedder(&knowledge)?;
+            let embedder = knowledge_embedder(&knowledge, &providers)?;
             let state = AppState::new(pool.clone(), web_settings(&web, &knowledge))
                 .with_providers(provider_gateway(&pool, &providers)?)
                 .with_embedder(embedder.clone());
@@ -289,17 +293,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let knowledge = knowledge.settings()?;
             let state = AppState::new(pool, web_settings(&web, &knowledge))
                 .with_providers(gateway)
-                .with_embedder(knowledge_embedder(&knowledge)?);
+                .with_embedder(knowledge_embedder(&knowledge, &providers)?);
             serve_web(state, &web).await
         }
         Command::Worker {
             db,
+            providers,
             worker,
             knowledge,
         } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let knowledge = knowledge.settings()?;
-            let embedder = knowledge_embedder(&knowledge)?;
+            let embedder = knowledge_embedder(&knowledge, &providers)?;
             let jobs = job_settings(&worker, &knowledge)?;
             workers::run_with_embedder(pool, jobs, embedder, shutdown_signal()).await
         }
@@ -360,17 +365,26 @@ fn job_settings(
     })
 }
 
-/// Builds the embedder the knowledge settings select; the local model loads on first use.
-// TODO: EMBEDDING_BACKEND=openai is refused at start-up until the provider chain's
-// OpenAI-compatible client is handed to the embedder here.
-fn knowledge_embedder(knowledge: &KnowledgeSettings) -> anyhow::Result<Arc<dyn Embedder>> {
-    if knowledge.embedding.backend != EmbeddingBackend::Local {
-        anyhow::bail!(
-            "EMBEDDING_BACKEND={} is not available in this build yet; set EMBEDDING_BACKEND=local",
-            knowledge.embedding.backend
-        );
+/// Builds the embedder the knowledge settings select: the local model, loaded on first use, or
+/// the OpenAI-compatible server's embeddings endpoint.
+fn knowledge_embedder(
+    knowledge: &KnowledgeSettings,
+    providers: &ProviderArgs,
+) -> anyhow::Result<Arc<dyn Embedder>> {
+    match knowledge.embedding.backend {
+        EmbeddingBackend::Local => Ok(Arc::new(LazyEmbedder::local(knowledge.embedding.clone()))),
+        EmbeddingBackend::OpenAi => {
+            let provider = providers.embedding_provider()?;
+            let embedder = ProviderEmbedder::new(
+                provider.provider,
+                provider.model_id,
+                EMBEDDING_DIMENSIONS,
+                knowledge.embedding.batch_size,
+            )
+            .map_err(|error| anyhow::anyhow!("the embedding settings are invalid: {error}"))?;
+            Ok(Arc::new(embedder))
+        }
     }
-    Ok(Arc::new(LazyEmbedder::local(knowledge.embedding.clone())))
 }
 
 /// Builds the model provider chain from the environment and logs it (never the keys).

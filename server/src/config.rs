@@ -1,18 +1,19 @@
 //! Runtime configuration from flags and environment variables.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backend::jobs::policy::{RetryPolicy, RetryRule};
 use backend::jobs::JobSettings;
-use backend::knowledge::embed::EmbeddingSettings;
+use backend::knowledge::embed::{EmbeddingSettings, ProviderEmbedding};
 use backend::knowledge::KnowledgeSettings;
 use backend::providers::settings::{
     parse_base_url, parse_chain, BreakerSettings, PriceTable, ProviderSettings, RateLimits,
     DEFAULT_MONTHLY_TOKEN_BUDGET,
 };
 use backend::providers::{
-    AnthropicConfig, HttpLimits, OpenAiConfig, ProviderKind, SchemaDialect, Secret,
+    AnthropicConfig, HttpLimits, OpenAiConfig, OpenAiProvider, ProviderKind, SchemaDialect, Secret,
 };
 use backend::settings::Settings;
 use clap::{Args, ValueEnum};
@@ -254,7 +255,7 @@ pub struct ProviderArgs {
     #[arg(long, env = "OPENAI_MODEL")]
     pub openai_model: Option<String>,
 
-    /// Embedding model of the OpenAI-compatible server; without it, embeddings are offline.
+    /// Embedding model of the OpenAI-compatible server, used when EMBEDDING_BACKEND is openai.
     #[arg(long, env = "OPENAI_EMBEDDING_MODEL")]
     pub openai_embedding_model: Option<String>,
 
@@ -332,11 +333,7 @@ impl ProviderArgs {
             );
         }
         let request_timeout = Duration::from_secs(self.provider_timeout_seconds);
-        let limits = HttpLimits {
-            connect_timeout: HttpLimits::default().connect_timeout.min(request_timeout),
-            request_timeout,
-            ..HttpLimits::default()
-        };
+        let limits = self.http_limits();
         let prices = PriceTable::parse(&self.provider_prices)
             .map_err(|error| anyhow::anyhow!("PROVIDER_PRICES: {error}"))?;
 
@@ -365,6 +362,46 @@ impl ProviderArgs {
             },
             monthly_token_budget: self.tenant_monthly_token_budget,
             prices,
+        })
+    }
+
+    /// Connection limits of every provider request, from PROVIDER_TIMEOUT_SECONDS.
+    fn http_limits(&self) -> HttpLimits {
+        let request_timeout = Duration::from_secs(self.provider_timeout_seconds.max(1));
+        HttpLimits {
+            connect_timeout: HttpLimits::default().connect_timeout.min(request_timeout),
+            request_timeout,
+            ..HttpLimits::default()
+        }
+    }
+
+    /// Builds the OpenAI-compatible client that computes knowledge embeddings when
+    /// EMBEDDING_BACKEND is openai, or says which variable is missing.
+    pub fn embedding_provider(&self) -> anyhow::Result<ProviderEmbedding> {
+        for (variable, value) in [
+            ("OPENAI_BASE_URL", &self.openai_base_url),
+            ("OPENAI_MODEL", &self.openai_model),
+        ] {
+            if value.as_deref().is_none_or(|value| value.trim().is_empty()) {
+                anyhow::bail!(
+                    "EMBEDDING_BACKEND=openai needs {variable} of the OpenAI-compatible server; \
+                     set it, or set EMBEDDING_BACKEND=local"
+                );
+            }
+        }
+        let config = self.openai_config(self.http_limits())?;
+        let Some(model_id) = config.embedding_model.clone() else {
+            anyhow::bail!(
+                "EMBEDDING_BACKEND=openai needs OPENAI_EMBEDDING_MODEL, the embedding model of \
+                 the OpenAI-compatible server (one that returns 384 numbers per text); set it, \
+                 or set EMBEDDING_BACKEND=local"
+            );
+        };
+        let provider = OpenAiProvider::new(config)
+            .map_err(|error| anyhow::anyhow!("the embedding provider is invalid: {error}"))?;
+        Ok(ProviderEmbedding {
+            provider: Arc::new(provider),
+            model_id,
         })
     }
 

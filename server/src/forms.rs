@@ -7,7 +7,6 @@
 
 use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
@@ -17,6 +16,7 @@ use backend::knowledge::store::{self, NewSource, Submission, Submitter};
 use backend::knowledge::Authority;
 use backend::AppState;
 
+use crate::api::knowledge::read_upload_parts;
 use app::knowledge::{
     document_path, upload_error_target, AUTHORITIES, DEFAULT_AUTHORITY, UPLOAD_PATH,
 };
@@ -51,11 +51,7 @@ async fn upload(
     };
 
     // A body announced as too large is refused before it is read.
-    let length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
+    let length = crate::middleware::declared_length(request.headers());
     if let Some(length) = length.filter(|length| *length > body_limit) {
         return back_with_error(too_large_body(length, body_limit), &correlation);
     }
@@ -99,7 +95,7 @@ async fn read_form(
     state: &AppState,
     limit: usize,
 ) -> Result<Submission, ApiError> {
-    let mut multipart = Multipart::from_request(request, state)
+    let multipart = Multipart::from_request(request, state)
         .await
         .map_err(|rejection| {
             ApiError::invalid(
@@ -111,48 +107,20 @@ async fn read_form(
                 ),
             )
         })?;
-    let mut file: Option<(String, Vec<u8>)> = None;
-    let mut title = None;
-    let mut authority = None;
-    let broken = |error: MultipartError| broken_body(error, limit);
-
-    while let Some(mut field) = multipart.next_field().await.map_err(broken)? {
-        match field.name().unwrap_or("") {
-            "file" => {
-                let name = field.file_name().unwrap_or("").to_string();
-                // Browsers send an empty name when no file was chosen.
-                if name.is_empty() {
-                    return Err(no_file());
-                }
-                store::check_file_name(&name)?;
-                let mut bytes = Vec::new();
-                while let Some(piece) = field.chunk().await.map_err(broken)? {
-                    if bytes.len() + piece.len() > limit {
-                        return Err(store::too_large(bytes.len() + piece.len(), limit));
-                    }
-                    bytes.extend_from_slice(&piece);
-                }
-                file = Some((name, bytes));
-            }
-            "title" => title = Some(field.text().await.map_err(broken)?),
-            "authority" => authority = Some(field.text().await.map_err(broken)?),
-            other => {
-                return Err(ApiError::invalid(
-                    "body",
-                    other,
-                    format!(
-                    "unknown form field {other:?}; the upload form sends file, title and authority"
-                ),
-                ))
-            }
+    // Browsers send an empty file name when no file was chosen.
+    let check_name = |name: &str| {
+        if name.is_empty() {
+            return Err(no_file());
         }
-    }
+        store::check_file_name(name)
+    };
+    let parts = read_upload_parts(multipart, limit, check_name, broken_body).await?;
 
-    let (file_name, bytes) = file.ok_or_else(no_file)?;
+    let (file_name, bytes) = parts.file.ok_or_else(no_file)?;
     Ok(Submission {
         source: NewSource::Upload { file_name, bytes },
-        title: title.filter(|title| !title.trim().is_empty()),
-        authority: parse_authority(authority.as_deref().unwrap_or(""))?,
+        title: parts.title.filter(|title| !title.trim().is_empty()),
+        authority: parse_authority(parts.authority.as_deref().unwrap_or(""))?,
     })
 }
 
@@ -182,15 +150,8 @@ fn parse_authority(raw: &str) -> Result<Authority, ApiError> {
     })
 }
 
-/// Converts a multipart failure: a body cut by the route's limit is too large, anything else
-/// is a malformed form.
-fn broken_body(error: MultipartError, limit: usize) -> ApiError {
-    if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::TooLarge(format!(
-            "the upload is larger than the document limit of {limit} bytes; split the \
-             document or raise KNOWLEDGE_MAX_DOCUMENT_BYTES"
-        ));
-    }
+/// Converts a malformed upload form into its error.
+fn broken_body(error: MultipartError) -> ApiError {
     ApiError::invalid(
         "body",
         "",
@@ -229,6 +190,7 @@ fn back_with_error(error: ApiError, correlation: &CorrelationId) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[test]
     fn authority_defaults_and_names_bad_values() {

@@ -83,6 +83,14 @@ pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -
     }
 }
 
+/// Returns the body length a request declares in `Content-Length`, when it is a valid number.
+pub fn declared_length(headers: &header::HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+}
+
 /// Returns 413 in the API's error shape when `Content-Length` exceeds the JSON limit, before
 /// the body is read. Bodies without a length are cut by axum's body limit instead.
 pub async fn json_body_limit(
@@ -91,12 +99,7 @@ pub async fn json_body_limit(
     next: Next,
 ) -> Response {
     let limit = state.settings.json_body_limit;
-    let length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    match length {
+    match declared_length(request.headers()) {
         Some(length) if length > limit => ApiError::TooLarge(format!(
             "request body is {length} bytes, over the limit of {limit} bytes; send a smaller body"
         ))
@@ -111,12 +114,7 @@ pub async fn upload_body_limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    match length {
+    match declared_length(request.headers()) {
         Some(length) if length > limit => ApiError::TooLarge(format!(
             "upload is {length} bytes, over the limit of {limit} bytes; split the document or raise KNOWLEDGE_MAX_DOCUMENT_BYTES"
         ))

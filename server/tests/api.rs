@@ -344,17 +344,18 @@ async fn url_check_names_the_refusal() {
     let admin = app.token("admin@guard.test").await;
     let manager = app.token("manager@guard.test").await;
 
-    // IP literals only: the check resolves names, and tests make no real lookups.
+    // IP literals only: the check resolves names, and tests make no real lookups. Knowledge
+    // sources are https only by default, so each URL but the bad-scheme one uses https.
     for (url, reason) in [
         ("https://10.0.0.5/manual.pdf", "private_address"),
         (
-            "http://169.254.169.254/latest/meta-data/",
+            "https://169.254.169.254/latest/meta-data/",
             "metadata_address",
         ),
-        ("http://0x7f.1/", "loopback_address"),
-        ("http://[::ffff:192.168.0.1]/", "private_address"),
+        ("https://0x7f.1/", "loopback_address"),
+        ("https://[::ffff:192.168.0.1]/", "private_address"),
         ("ftp://93.184.216.34/file", "bad_scheme"),
-        ("http://93.184.216.34:8080/", "port_not_allowed"),
+        ("https://93.184.216.34:8080/", "port_not_allowed"),
         ("not a url", "invalid_url"),
     ] {
         let response = app

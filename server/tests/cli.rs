@@ -313,3 +313,30 @@ async fn dead_letter_commands_list_show_retry_discard() {
     assert!(!ok);
     assert!(err.contains("unknown status 'gone'"), "{err}");
 }
+
+#[tokio::test]
+async fn openai_embeddings_need_their_model_named() {
+    let app = TestApp::spawn().await;
+    let db = database_url(&app).await;
+
+    // Nothing listens on the discard port; the worker must refuse before it sends anything.
+    let (ok, _, err) = run(
+        &db,
+        &[
+            "worker",
+            "--embedding-backend",
+            "openai",
+            "--openai-base-url",
+            "http://127.0.0.1:9/v1",
+            "--openai-model",
+            "chat-model",
+        ],
+        None,
+    );
+    assert!(!ok, "the worker started without an embedding model: {err}");
+    assert!(err.contains("OPENAI_EMBEDDING_MODEL"), "{err}");
+
+    let (ok, _, err) = run(&db, &["worker", "--embedding-backend", "openai"], None);
+    assert!(!ok, "the worker started without a server: {err}");
+    assert!(err.contains("OPENAI_BASE_URL"), "{err}");
+}

@@ -271,8 +271,8 @@ async fn corpus_publishes_and_ranks() {
     );
 }
 
-/// A web server on 127.0.0.1 that serves `/page.html`, counting requests; `/moved` redirects
-/// to a refused address.
+/// Starts a web server on 127.0.0.1 that serves `/page.html` and counts its requests, and
+/// whose `/moved` redirects to an address the guard rejects.
 async fn start_web_server(body: Arc<std::sync::Mutex<String>>) -> (SocketAddr, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();

@@ -8,10 +8,9 @@ use std::cmp::Reverse;
 use backend::accounts::{Principal, Role};
 use backend::audit::AuditEntry;
 use backend::changes::risk::Tier;
-use backend::changes::store::{Caller, ChangeSet, ChangeSetSummary, Decision, RollbackOutcome};
+use backend::changes::store::{ChangeSet, ChangeSetSummary, Decision, RollbackOutcome};
 use backend::changes::REQUEST_LIFETIME;
-use backend::http::{ApiError, Authorized, ClientMeta, CorrelationId, RoleRequirement};
-use backend::AppState;
+use backend::http::ApiError;
 use leptos::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -22,54 +21,11 @@ use rows::{conflict_row, operation_view};
 use super::{
     is_site_code, AuditRow, ChangeSetDetail, ChangeSetRow, DecisionRow, RollbackResult, STATUSES,
 };
-use crate::account::ssr as account;
 use crate::account::ssr::invalid_value as invalid;
+pub use crate::account::ssr::Call;
 
 // The backend's list clamps its limit to 200, so a larger page size would silently shrink.
 const _: () = assert!(super::LIST_LIMIT <= 200);
-
-/// A request by a signed-in user with one of `R`'s roles, and what every call needs.
-pub struct Call<R> {
-    pub caller: Authorized<R>,
-    pub state: AppState,
-    pub correlation: CorrelationId,
-}
-
-impl<R: RoleRequirement> Call<R> {
-    /// Checks that the caller is signed in and has one of `R`'s roles.
-    pub async fn authorize() -> Result<Self, ServerFnError> {
-        let correlation: CorrelationId = account::extract().await?;
-        let caller = account::extract_parts::<Authorized<R>>()
-            .await
-            .map_err(account::api_error)?;
-        let state = account::state()?;
-        Ok(Self {
-            caller,
-            state,
-            correlation,
-        })
-    }
-
-    /// Returns the caller's tenant id, the scope of every query.
-    pub fn tenant(&self) -> Uuid {
-        self.caller.scope().tenant_id().0
-    }
-
-    /// Builds the change-set caller with the client address and user agent for the audit trail.
-    pub async fn changes_caller(&self) -> Result<Caller, ServerFnError> {
-        let client: ClientMeta = account::extract().await?;
-        Ok(Caller::new(
-            self.caller.principal(),
-            &client,
-            &self.correlation,
-        ))
-    }
-
-    /// Converts an error for the page with [`account::page_error`].
-    pub fn fail(&self, error: ApiError) -> ServerFnError {
-        account::page_error(error, &self.correlation)
-    }
-}
 
 /// Parses a change set id, naming the field and the value when it is not a UUID.
 pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, ApiError> {

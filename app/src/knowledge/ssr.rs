@@ -2,14 +2,11 @@
 //! conversion of the backend's documents, reviews, chunks and search hits into display text.
 
 use backend::accounts::{Principal, Role};
-use backend::changes::store::Caller;
-use backend::http::{ApiError, Authorized, ClientMeta, CorrelationId, RoleRequirement};
+use backend::http::ApiError;
 use backend::knowledge::review::ReviewDecision;
 use backend::knowledge::search::SearchHit;
 use backend::knowledge::store::{ChunkView, DocumentView, ListFilter};
 use backend::knowledge::{Authority, Stage};
-use backend::AppState;
-use leptos::prelude::*;
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -18,8 +15,8 @@ use super::{
     stage_label, ChunkRow, DocumentDetail, DocumentRow, FlagRow, QueueRow, ReviewRow, SearchResult,
     StageStep, APPROVALS_NEEDED, AUTHORITIES, DEFAULT_AUTHORITY, LIST_FILTERS, MAX_QUERY_CHARS,
 };
-use crate::account::ssr as account;
 use crate::account::ssr::invalid_value as invalid;
+pub use crate::account::ssr::Call;
 
 // The backend's list clamps its limit to 200, so a larger page would silently shrink.
 const _: () = assert!(super::PAGE_SIZE <= 200 && super::QUEUE_LIMIT <= 200);
@@ -46,54 +43,11 @@ const HIDDEN_TEXT_KIND: &str = "hidden_text_removed";
 /// Submitter shown for documents that a webhook or a scheduled refresh submitted.
 const AUTOMATIC_SUBMITTER: &str = "webhook or refresh";
 
-/// A request by a signed-in user with one of `R`'s roles, and what every call needs.
-pub struct Call<R> {
-    pub caller: Authorized<R>,
-    pub state: AppState,
-    pub correlation: CorrelationId,
-}
-
-impl<R: RoleRequirement> Call<R> {
-    /// Checks that the caller is signed in and has one of `R`'s roles.
-    pub async fn authorize() -> Result<Self, ServerFnError> {
-        let correlation: CorrelationId = account::extract().await?;
-        let caller = account::extract_parts::<Authorized<R>>()
-            .await
-            .map_err(account::api_error)?;
-        let state = account::state()?;
-        Ok(Self {
-            caller,
-            state,
-            correlation,
-        })
-    }
-
-    /// Returns the caller's tenant id, the scope of every query.
-    pub fn tenant(&self) -> Uuid {
-        self.caller.scope().tenant_id().0
-    }
-
-    /// Returns 403 unless the caller may review documents: approvers and admins.
-    pub fn require_reviewer(&self) -> Result<(), ApiError> {
-        self.caller
-            .principal()
-            .require_any(&[Role::Approver, Role::Admin])
-    }
-
-    /// Builds the caller with the client address and user agent for the audit trail.
-    pub async fn caller_with_client(&self) -> Result<Caller, ServerFnError> {
-        let client: ClientMeta = account::extract().await?;
-        Ok(Caller::new(
-            self.caller.principal(),
-            &client,
-            &self.correlation,
-        ))
-    }
-
-    /// Converts an error for the page with [`account::page_error`].
-    pub fn fail(&self, error: ApiError) -> ServerFnError {
-        account::page_error(error, &self.correlation)
-    }
+/// Returns 403 unless the caller of `call` may review documents: approvers and admins.
+pub fn require_reviewer<R>(call: &Call<R>) -> Result<(), ApiError> {
+    call.caller
+        .principal()
+        .require_any(&[Role::Approver, Role::Admin])
 }
 
 /// Builds the 404 of a document that the tenant does not have.

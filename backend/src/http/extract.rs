@@ -120,6 +120,8 @@ pub struct ManagerRole;
 pub struct ApproverRole;
 /// Admits admins.
 pub struct AdminRole;
+/// Admits the people who review knowledge documents: approvers and admins.
+pub struct ReviewerRole;
 
 impl RoleRequirement for AnyRole {
     const ROLES: &'static [Role] = &Role::ALL;
@@ -132,6 +134,9 @@ impl RoleRequirement for ApproverRole {
 }
 impl RoleRequirement for AdminRole {
     const ROLES: &'static [Role] = &[Role::Admin];
+}
+impl RoleRequirement for ReviewerRole {
+    const ROLES: &'static [Role] = &[Role::Approver, Role::Admin];
 }
 
 /// The authenticated caller, checked to hold one of `R::ROLES`: the one extractor every REST

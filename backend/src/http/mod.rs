@@ -6,5 +6,5 @@ mod extract;
 pub use error::{ApiError, ErrorBody};
 pub use extract::{
     AdminRole, AnyRole, ApiJson, ApproverRole, Authorized, ClientMeta, CorrelationId, ManagerRole,
-    Principal, RoleRequirement, SESSION_SIGNED_IN_AT, SESSION_USER_ID,
+    Principal, ReviewerRole, RoleRequirement, SESSION_SIGNED_IN_AT, SESSION_USER_ID,
 };

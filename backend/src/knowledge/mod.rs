@@ -146,9 +146,9 @@ impl Stage {
     }
 }
 
-/// An embedder built on first use, so processes that never embed (and tests of other
-/// features) do not load the model, and a missing model fails the call that needed it with
-/// the fix in the message instead of failing start-up.
+/// An embedder built on first use, so processes that never embed do not load the model. A
+/// missing model then fails the call that needed it, with the fix in the message, instead of
+/// failing start-up.
 pub struct LazyEmbedder {
     settings: embed::EmbeddingSettings,
     model_id: String,

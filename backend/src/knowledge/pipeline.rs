@@ -31,7 +31,7 @@ pub struct StoredSection {
     pub text: String,
 }
 
-/// What the stage handlers share.
+/// Settings, outbound client and embedder shared by the stage handlers.
 pub struct Pipeline {
     settings: KnowledgeSettings,
     client: GuardedClient,
@@ -87,7 +87,7 @@ struct Document {
     flags: Value,
 }
 
-/// What a stage produced, written when it advances.
+/// Result of a stage, written when it advances.
 enum Outcome {
     /// Go on to the next stage after applying these column updates.
     Advance(Vec<(&'static str, Value)>),

@@ -43,11 +43,11 @@ impl ReviewDecision {
 pub struct NewReview {
     /// approve or reject.
     pub decision: ReviewDecision,
-    /// How accurate the document is, 0-1; required on the first approval.
+    /// Accuracy score, 0-1, required on the first approval.
     pub accuracy: Option<f32>,
-    /// How complete it is, 0-1; required on the first approval.
+    /// Completeness score, 0-1, required on the first approval.
     pub completeness: Option<f32>,
-    /// How relevant it is to the tenant's sites, 0-1; required on the first approval.
+    /// Relevance score to the tenant's sites, 0-1, required on the first approval.
     pub relevance: Option<f32>,
     /// Free text, at most 2,000 characters; required when rejecting.
     pub comment: Option<String>,
@@ -61,7 +61,7 @@ pub struct ReviewOutcome {
     /// Distinct approvals so far.
     pub approvals: i64,
     /// True when this request's review was recorded, false when the same reviewer had
-    /// already reviewed (the earlier review stands).
+    /// already reviewed (the earlier review is kept).
     pub recorded: bool,
     /// The version this publication superseded, if any.
     pub superseded: Option<Uuid>,
@@ -118,8 +118,8 @@ fn check_scores(review: &NewReview, first_approval: bool) -> Result<(), ApiError
 /// Records `caller`'s review of a document and publishes it on the second distinct approval.
 ///
 /// The document row is locked for the whole decision, so two concurrent reviews are counted
-/// one after the other; the primary key on (document, reviewer) makes a second review by the
-/// same person a no-op that reports `recorded: false`.
+/// one after the other. A second review by the same person is a no-op that reports
+/// `recorded: false`, and the primary key on (document, reviewer) backs this up.
 pub async fn review(
     pool: &PgPool,
     caller: &Caller,

@@ -97,11 +97,7 @@ pub async fn search(
     let candidates = (k * 5).max(40) as i64;
 
     let mut tx = pool.begin().await?;
-    // The HNSW scan returns at most ef_search rows before the tenant filter applies.
-    sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
-        .bind(candidates.max(100).to_string())
-        .execute(&mut *tx)
-        .await?;
+    tune_hnsw_scan(&mut tx, candidates).await?;
     let rows = sqlx::query(
         "WITH query AS ( \
              SELECT $2::vector AS embedding, \
@@ -172,6 +168,27 @@ pub async fn search(
     Ok(hits)
 }
 
+/// Smallest HNSW candidate list a search scans (`hnsw.ef_search`, 40 by pgvector's default);
+/// BENCHMARKS.md gives the recall it buys.
+const MIN_EF_SEARCH: i64 = 100;
+
+/// Sets the HNSW scan of this transaction to look at `candidates` rows at least, and to keep
+/// scanning when the tenant filter removes rows (pgvector 0.8 iterative scan), so another
+/// tenant's chunks never crowd a tenant's own out of its results.
+async fn tune_hnsw_scan(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    candidates: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('hnsw.ef_search', $1, true), \
+                set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+    )
+    .bind(candidates.max(MIN_EF_SEARCH).to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Returns the ids of the `k` published chunks nearest to `query_vector`, through the HNSW
 /// index or, with `exact`, by scanning every chunk; benchmarks compare the two for recall.
 pub async fn nearest_chunk_ids(
@@ -186,6 +203,8 @@ pub async fn nearest_chunk_ids(
         sqlx::query("SELECT set_config('enable_indexscan', 'off', true)")
             .execute(&mut *tx)
             .await?;
+    } else {
+        tune_hnsw_scan(&mut tx, (k * 5).max(40) as i64).await?;
     }
     let ids = sqlx::query_scalar(
         "SELECT id FROM knowledge_chunks WHERE searchable AND tenant_id = $1 \

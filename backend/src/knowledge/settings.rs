@@ -44,7 +44,7 @@ pub struct KnowledgeSettings {
     pub webhook_secrets: Vec<Secret>,
     /// How far a webhook's timestamp may be from the server's clock.
     pub webhook_tolerance: Duration,
-    /// Where and how chunks and queries are embedded.
+    /// Embedding backend, model folder and batch size for chunks and queries.
     pub embedding: EmbeddingSettings,
 }
 

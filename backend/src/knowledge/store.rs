@@ -13,13 +13,13 @@ use crate::changes::store::Caller;
 use crate::http::ApiError;
 use crate::jobs::ledger::{self, JobStatus, NewJob};
 
-/// Longest document title, in characters.
+/// Maximum document title length, in characters.
 pub const MAX_TITLE_CHARS: usize = 300;
 
 /// Longest uploaded file name, in bytes.
 pub const MAX_FILE_NAME_BYTES: usize = 255;
 
-/// Who submitted a document.
+/// The submitter of a document.
 #[derive(Debug, Clone)]
 pub enum Submitter<'a> {
     /// A signed-in user, through the page or the API.
@@ -89,7 +89,7 @@ impl Submitter<'_> {
     }
 }
 
-/// What a new document is made from.
+/// The content source of a new document.
 #[derive(Debug, Clone)]
 pub enum NewSource {
     /// A URL the fetch stage downloads.
@@ -106,7 +106,7 @@ pub enum NewSource {
 /// A submission: the source and how it is labelled.
 #[derive(Debug, Clone)]
 pub struct Submission {
-    /// Where the content comes from.
+    /// The content source.
     pub source: NewSource,
     /// The title shown to reviewers and in citations; derived from the source when `None`.
     pub title: Option<String>,
@@ -472,7 +472,7 @@ pub struct DocumentView {
     pub stage: String,
     /// Pipeline progress, 0-100.
     pub progress: i16,
-    /// What the current stage is doing.
+    /// Note on the current stage's work.
     pub progress_note: Option<String>,
     /// Detected format (html, pdf, markdown, text, json, xml, docx).
     pub format: Option<String>,
@@ -485,7 +485,7 @@ pub struct DocumentView {
     /// Findings for reviewers, such as hidden text or injection-like instructions.
     #[schema(value_type = Object)]
     pub flags: Value,
-    /// Why the pipeline stopped, when it did.
+    /// Reason the pipeline stopped, when it did.
     pub error: Option<String>,
     /// Email of the submitter; none for webhook and refresh submissions.
     pub submitted_by: Option<String>,
@@ -609,7 +609,7 @@ fn mark_failed(view: &mut DocumentView) {
     }
 }
 
-/// Which documents a list shows.
+/// Filter of a document list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ListFilter {
     /// Every version, newest first.
@@ -754,10 +754,10 @@ pub async fn retire(pool: &PgPool, caller: &Caller, document_id: Uuid) -> Result
     Ok(())
 }
 
-/// Queues a new version of every URL source whose refresh time has come and moves its next
-/// refresh on; the fetch stage stops with `unchanged` when the content hash did not change.
-/// Returns how many sources were queued. Sources are locked and skipped when locked, so two
-/// upkeep runs at once queue each source once.
+/// Queues a new version of every URL source whose refresh time has come, moves its next refresh
+/// on, and returns how many sources were queued. The fetch stage stops with `unchanged` when the
+/// content hash did not change. Locked sources are skipped, so two upkeep runs at once queue
+/// each source once.
 pub async fn refresh_due(
     pool: &PgPool,
     settings: &KnowledgeSettings,

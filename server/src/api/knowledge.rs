@@ -2,13 +2,14 @@
 //! retirement, search, the signed webhook and the URL guard's verdict.
 
 use axum::body::Bytes;
+use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use backend::changes::store::Caller;
 use backend::http::{
-    AdminRole, AnyRole, ApiError, ApiJson, ApproverRole, Authorized, ClientMeta, CorrelationId,
+    AdminRole, AnyRole, ApiError, ApiJson, Authorized, ClientMeta, CorrelationId, ReviewerRole,
 };
 use backend::ids::parse_uuid;
 use backend::knowledge::review::{self, NewReview, ReviewOutcome};
@@ -109,8 +110,8 @@ fn parse_authority(text: Option<&str>) -> Result<Authority, ApiError> {
     }
 }
 
-/// Submits a document (admins): JSON `{url}` or a multipart upload. Answers 202 with the
-/// document id; the pipeline runs as jobs whose progress `GET .../documents/{id}` shows.
+/// Submits a document (admins): JSON `{url}` or a multipart upload. Returns 202 with the
+/// document id. The pipeline runs as jobs, and `GET .../documents/{id}` shows their progress.
 #[utoipa::path(post, path = "/api/v1/knowledge/documents", request_body = NewUrlDocument, responses(
     (status = 202, body = Submitted),
     (status = 400, body = backend::http::ErrorBody),
@@ -142,12 +143,7 @@ pub async fn submit(
             })?;
         read_upload(multipart, settings.max_document_bytes).await?
     } else {
-        let length = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok())
-            .unwrap_or(0);
+        let length = crate::middleware::declared_length(request.headers()).unwrap_or(0);
         if length > state.settings.json_body_limit {
             return Err(ApiError::TooLarge(format!(
                 "request body is {length} bytes, over the JSON limit of {} bytes; upload files as multipart/form-data",
@@ -167,34 +163,56 @@ pub async fn submit(
     Ok((StatusCode::ACCEPTED, Json(submitted)).into_response())
 }
 
-/// Reads the parts of an upload, refusing a file over `limit` bytes while it streams in.
-async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Submission, ApiError> {
-    let mut file: Option<(String, Vec<u8>)> = None;
-    let mut title = None;
-    let mut authority = None;
-    let bad_part = |error: axum::extract::multipart::MultipartError| {
-        ApiError::invalid(
-            "body",
-            "",
-            format!("the multipart body cannot be read: {error}"),
-        )
+/// The parts of an upload form, as sent.
+pub(crate) struct UploadParts {
+    /// The `file` part's name and bytes, when the form has one.
+    pub file: Option<(String, Vec<u8>)>,
+    /// The `title` part.
+    pub title: Option<String>,
+    /// The `authority` part.
+    pub authority: Option<String>,
+}
+
+/// Reads the `file`, `title` and `authority` parts of an upload. `check_name` runs on the file
+/// name before its bytes are read, and the file is rejected as soon as its bytes pass `limit`.
+/// `broken` converts any other multipart failure into the caller's error; a body cut by the
+/// route's size limit is always 413.
+pub(crate) async fn read_upload_parts(
+    mut multipart: Multipart,
+    limit: usize,
+    check_name: impl Fn(&str) -> Result<(), ApiError>,
+    broken: impl Fn(MultipartError) -> ApiError,
+) -> Result<UploadParts, ApiError> {
+    let broken = |error: MultipartError| {
+        if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge(format!(
+                "the upload is larger than the document limit of {limit} bytes; split the \
+                 document or raise KNOWLEDGE_MAX_DOCUMENT_BYTES"
+            ));
+        }
+        broken(error)
     };
-    while let Some(mut field) = multipart.next_field().await.map_err(bad_part)? {
+    let mut parts = UploadParts {
+        file: None,
+        title: None,
+        authority: None,
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(&broken)? {
         match field.name().unwrap_or("") {
             "file" => {
                 let name = field.file_name().unwrap_or("").to_string();
-                store::check_file_name(&name)?;
+                check_name(&name)?;
                 let mut bytes = Vec::new();
-                while let Some(piece) = field.chunk().await.map_err(bad_part)? {
+                while let Some(piece) = field.chunk().await.map_err(&broken)? {
                     if bytes.len() + piece.len() > limit {
                         return Err(store::too_large(bytes.len() + piece.len(), limit));
                     }
                     bytes.extend_from_slice(&piece);
                 }
-                file = Some((name, bytes));
+                parts.file = Some((name, bytes));
             }
-            "title" => title = Some(field.text().await.map_err(bad_part)?),
-            "authority" => authority = Some(field.text().await.map_err(bad_part)?),
+            "title" => parts.title = Some(field.text().await.map_err(&broken)?),
+            "authority" => parts.authority = Some(field.text().await.map_err(&broken)?),
             other => {
                 return Err(ApiError::invalid(
                     "body",
@@ -204,7 +222,20 @@ async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Submissio
             }
         }
     }
-    let (file_name, bytes) = file.ok_or_else(|| {
+    Ok(parts)
+}
+
+/// Reads an API upload, rejecting a file over `limit` bytes while it streams in.
+async fn read_upload(multipart: Multipart, limit: usize) -> Result<Submission, ApiError> {
+    let bad_part = |error: MultipartError| {
+        ApiError::invalid(
+            "body",
+            "",
+            format!("the multipart body cannot be read: {error}"),
+        )
+    };
+    let parts = read_upload_parts(multipart, limit, store::check_file_name, bad_part).await?;
+    let (file_name, bytes) = parts.file.ok_or_else(|| {
         ApiError::invalid(
             "file",
             "",
@@ -213,8 +244,8 @@ async fn read_upload(mut multipart: Multipart, limit: usize) -> Result<Submissio
     })?;
     Ok(Submission {
         source: NewSource::Upload { file_name, bytes },
-        title: title.filter(|title| !title.trim().is_empty()),
-        authority: parse_authority(authority.as_deref())?,
+        title: parts.title.filter(|title| !title.trim().is_empty()),
+        authority: parse_authority(parts.authority.as_deref())?,
     })
 }
 
@@ -330,7 +361,7 @@ pub async fn chunks(
     (status = 409, body = backend::http::ErrorBody),
 ))]
 pub async fn add_review(
-    caller: Authorized<ApproverRole>,
+    caller: Authorized<ReviewerRole>,
     State(state): State<AppState>,
     client: ClientMeta,
     correlation: CorrelationId,
@@ -369,7 +400,7 @@ pub struct SearchQuery {
     pub k: Option<String>,
 }
 
-/// Longest search query, in characters.
+/// Maximum search query length, in characters.
 const MAX_QUERY_CHARS: usize = 500;
 
 /// Searches published chunks: vector and full-text ranks fused, weighted by authority and

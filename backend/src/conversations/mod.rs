@@ -1,6 +1,10 @@
 //! Conversation sessions: one per user and site at a time.
 //!
-//! This module stores the session records; the turn-by-turn assistant is built on top of it.
+//! This module stores the session records. [`facts`] contains the typed facts a conversation
+//! collects, the offline extractor that reads them from messages and the topic checklist that
+//! picks the next question.
+
+pub mod facts;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
