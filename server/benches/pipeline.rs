@@ -23,7 +23,7 @@ use backend::knowledge::{Authority, KnowledgeSettings};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-/// Longest wait for the whole corpus to reach review. It took minutes on 2 cores, so a run past
+/// Maximum wait for the whole corpus to reach review. It took minutes on 2 cores, so a run past
 /// this is stuck.
 const PIPELINE_TIMEOUT: Duration = Duration::from_secs(3_600);
 

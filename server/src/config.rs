@@ -259,7 +259,7 @@ pub struct ProviderArgs {
     #[arg(long, env = "OPENAI_EMBEDDING_MODEL")]
     pub openai_embedding_model: Option<String>,
 
-    /// How the OpenAI-compatible server takes the output schema: json_schema (OpenAI, vLLM) or
+    /// Output-schema dialect of the OpenAI-compatible server: json_schema (OpenAI, vLLM) or
     /// json_object_schema (llama-cpp-python's server).
     #[arg(long, env = "OPENAI_SCHEMA_DIALECT", default_value = "json_schema")]
     pub openai_schema_dialect: String,
@@ -376,7 +376,7 @@ impl ProviderArgs {
     }
 
     /// Builds the OpenAI-compatible client that computes knowledge embeddings when
-    /// EMBEDDING_BACKEND is openai, or says which variable is missing.
+    /// EMBEDDING_BACKEND is openai, or returns an error naming the missing variable.
     pub fn embedding_provider(&self) -> anyhow::Result<ProviderEmbedding> {
         for (variable, value) in [
             ("OPENAI_BASE_URL", &self.openai_base_url),
@@ -530,7 +530,7 @@ pub struct KnowledgeArgs {
     )]
     pub knowledge_webhook_tolerance_seconds: u64,
 
-    /// Where embeddings are computed: local (the bundled model) or openai.
+    /// Embedding backend: local (the bundled model) or openai.
     #[arg(long, env = "EMBEDDING_BACKEND", default_value = "local")]
     pub embedding_backend: String,
 

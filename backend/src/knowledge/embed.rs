@@ -145,7 +145,7 @@ impl From<EmbedError> for JobError {
     }
 }
 
-/// Where embeddings are computed.
+/// Place where embeddings are computed: the local model or a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbeddingBackend {
     /// all-MiniLM-L6-v2 in this process.
@@ -183,7 +183,7 @@ impl fmt::Display for EmbeddingBackend {
 /// `EMBEDDING_BATCH_SIZE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddingSettings {
-    /// Where embeddings are computed.
+    /// Backend that computes the embeddings.
     pub backend: EmbeddingBackend,
     /// Folder with model.safetensors, tokenizer.json and config.json of the local model.
     pub model_dir: PathBuf,
@@ -296,7 +296,7 @@ pub async fn build_embedder(
     }
 }
 
-/// The texts of one call with duplicates removed: `unique` holds each distinct text once, and
+/// The texts of one call with duplicates removed: `unique` contains each distinct text once, and
 /// `slots[i]` is the index in `unique` of input text `i`.
 struct Deduplicated<'a> {
     unique: Vec<&'a str>,
@@ -469,7 +469,7 @@ impl Embedder for LocalEmbedder {
     }
 }
 
-/// Checks that `dir` holds the model files and returns its canonical path.
+/// Checks that `dir` contains the model files and returns its canonical path.
 fn check_model_dir(dir: &Path) -> Result<PathBuf, EmbedError> {
     let missing = |problem: String| EmbedError::ModelMissing {
         dir: dir.to_path_buf(),

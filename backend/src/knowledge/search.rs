@@ -172,9 +172,10 @@ pub async fn search(
 /// BENCHMARKS.md gives the recall it buys.
 const MIN_EF_SEARCH: i64 = 100;
 
-/// Sets the HNSW scan of this transaction to look at `candidates` rows at least, and to keep
-/// scanning when the tenant filter removes rows (pgvector 0.8 iterative scan), so another
-/// tenant's chunks never crowd a tenant's own out of its results.
+/// Sets the HNSW scan of this transaction to look at `candidates` rows at least. It also turns
+/// on pgvector 0.8's iterative scan, which keeps scanning while the tenant filter removes rows,
+/// so that other tenants' chunks do not crowd a tenant's own out of its results. The scan still
+/// stops at `hnsw.max_scan_tuples` (20,000 by pgvector's default).
 async fn tune_hnsw_scan(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     candidates: i64,
