@@ -22,7 +22,7 @@ set -euo pipefail
 readonly READY_TIMEOUT_SECONDS=60
 # The demo jobs fail for good on their first attempt, and the workers poll every JOB_POLL_MS.
 readonly DEAD_LETTER_TIMEOUT_SECONDS=60
-readonly ROLES=(manager approver admin)
+readonly ROLES=(manager approver approver2 admin)
 
 E2E_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 readonly E2E_DIR
@@ -169,6 +169,9 @@ manager_token=$(tail -n 1 <<<"$token_output")
 [[ -n "$manager_token" && "$manager_token" != *" "* ]] ||
   fail "admin create-token printed no token on its last line for ${emails[manager]}"
 
+# The demo knowledge guides, published as `make run` does; the chat journey's proposal cites them.
+"$SERVER_BIN" admin seed-demo-knowledge --dir "$E2E_DIR/../docs/knowledge"
+
 port=$(free_port)
 base_url="http://127.0.0.1:$port"
 # DEMO_JOBS registers the demo.fail handler, and a short poll interval keeps retries quick.
@@ -217,6 +220,7 @@ test_status=0
     MANAGER_EMAIL="${emails[manager]}" MANAGER_PASSWORD="${passwords[manager]}" \
     MANAGER_TOKEN="$manager_token" \
     APPROVER_EMAIL="${emails[approver]}" APPROVER_PASSWORD="${passwords[approver]}" \
+    APPROVER2_EMAIL="${emails[approver2]}" APPROVER2_PASSWORD="${passwords[approver2]}" \
     ADMIN_EMAIL="${emails[admin]}" ADMIN_PASSWORD="${passwords[admin]}" \
     CHROMIUM_PATH="$chromium_path" \
     npm test

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Migrates the database, seeds the demo tenant (passwords are printed only when the users
-# are first created) and serves the built site. `make run` calls it through with-db.sh.
+# are first created) and its knowledge guides, and serves the built site. `make run` calls it through with-db.sh.
 set -euo pipefail
 
 : "${DATABASE_URL:?is missing: run this through scripts/with-db.sh, or set it}"
@@ -18,6 +18,9 @@ export LOG_FORMAT=${LOG_FORMAT:-text}
 echo
 echo "Demo accounts (tenant 'demo'):"
 "$bin" admin seed-demo
+echo
+echo "Demo knowledge base (docs/knowledge), published on the first run:"
+"$bin" admin seed-demo-knowledge --dir "$root/docs/knowledge"
 echo
 echo "Siteline is starting on http://$LEPTOS_SITE_ADDR (Ctrl-C stops it)."
 exec "$bin" serve

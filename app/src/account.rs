@@ -165,6 +165,11 @@ pub mod ssr {
             self.caller.scope().tenant_id().0
         }
 
+        /// Reads the client address and user agent for the audit trail.
+        pub async fn client(&self) -> Result<ClientMeta, ServerFnError> {
+            extract().await
+        }
+
         /// Builds the caller with the client address and user agent for the audit trail.
         pub async fn audit_caller(&self) -> Result<Caller, ServerFnError> {
             let client: ClientMeta = extract().await?;

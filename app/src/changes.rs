@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
-mod ssr;
+pub(crate) mod ssr;
 
 /// Maximum change sets on one list, the backend's page size for the REST list as well.
 pub const LIST_LIMIT: i64 = 100;

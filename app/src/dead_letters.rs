@@ -301,10 +301,9 @@ pub async fn discard_dead_letter(id: String, reason: String) -> Result<(), Serve
 /// Server-side glue: the admin check, filter parsing, and conversion to display values.
 #[cfg(feature = "ssr")]
 mod ssr {
-    use backend::http::{AdminRole, ApiError, Authorized, ClientMeta, CorrelationId};
+    use backend::http::{AdminRole, ApiError};
     use backend::jobs::dead_letters::{DeadLetter, DeadLetterSummary, Filter, Stats};
     use backend::jobs::ErrorClass;
-    use backend::AppState;
     use leptos::prelude::*;
     use serde_json::Value;
     use time::format_description::well_known::Rfc3339;
@@ -326,42 +325,7 @@ mod ssr {
     const LIST_PATH: &str = "/admin/dead-letters";
 
     /// A request by a signed-in admin, with what every dead-letter call needs.
-    pub struct Admin {
-        pub caller: Authorized<AdminRole>,
-        pub state: AppState,
-        pub correlation: CorrelationId,
-    }
-
-    impl Admin {
-        /// Checks that the caller is signed in and has the admin role.
-        pub async fn authorize() -> Result<Self, ServerFnError> {
-            let correlation: CorrelationId = account::extract().await?;
-            let caller = account::extract_parts::<Authorized<AdminRole>>()
-                .await
-                .map_err(account::api_error)?;
-            let state = account::state()?;
-            Ok(Self {
-                caller,
-                state,
-                correlation,
-            })
-        }
-
-        /// Returns the caller's tenant id, the scope of every query.
-        pub fn tenant(&self) -> Uuid {
-            self.caller.scope().tenant_id().0
-        }
-
-        /// Reads the client address and user agent for the audit trail.
-        pub async fn client(&self) -> Result<ClientMeta, ServerFnError> {
-            account::extract().await
-        }
-
-        /// Converts an error for the page with [`account::page_error`].
-        pub fn fail(&self, error: ApiError) -> ServerFnError {
-            account::page_error(error, &self.correlation)
-        }
-    }
+    pub type Admin = account::Call<AdminRole>;
 
     /// Parses a dead letter id, naming the field and the value when it is not a UUID.
     pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, ApiError> {

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod changes;
+pub mod chat;
 pub mod dead_letters;
 pub mod knowledge;
 mod layout;

@@ -24,6 +24,8 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Limits and switches of the knowledge base.
     pub knowledge: KnowledgeSettings,
+    /// Idle and generating time limits of conversations.
+    pub conversations: crate::conversations::lifecycle::ConversationSettings,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             trusted_origins: Vec::new(),
             secure_cookies: false,
             knowledge: KnowledgeSettings::default(),
+            conversations: crate::conversations::lifecycle::ConversationSettings::default(),
         }
     }
 }

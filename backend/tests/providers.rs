@@ -1,6 +1,7 @@
 //! Provider clients against fake OpenAI-compatible and Anthropic servers on 127.0.0.1, and the
 //! injection screening table.
 
+#[allow(dead_code)]
 #[path = "support/fake_providers.rs"]
 mod fake_providers;
 

@@ -35,7 +35,7 @@ describe('foundation', () => {
     await browser?.close();
   });
 
-  test('manager logs in, uses the hydrated control, logs out', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  test('manager logs in, starts a conversation without a reload, logs out', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     await withPage(browser, t, {}, async (page) => {
       await page.goto(new URL('/login', baseUrl).href);
       await screenshot(page, 'manager-01-login-page');
@@ -46,24 +46,26 @@ describe('foundation', () => {
       await waitForText(topbar, managerEmail);
       await waitForHydration(page);
 
-      // A full page load would discard this marker, so finding it after the clicks proves
-      // that the status changed through the hydrated event handler.
+      // A full page load would discard this marker, so finding it after the start proves that
+      // the hydrated form called the server and moved to the conversation in the page.
       await page.evaluate(() => {
         window.__noReload = 1;
       });
-      const status = page.getByTestId('hydration-status');
-      const control = page.getByTestId('hydration-check');
-
-      await control.click();
-      await waitForText(status, 'clicked 1 time');
-      await control.click();
-      await waitForText(status, 'clicked 2 times');
+      await page.getByTestId('chat-site-code').fill('HYD-01');
+      await page.getByTestId('chat-start').click();
+      await page.waitForURL((url) => url.searchParams.has('c'));
+      await waitForText(page.getByRole('heading', { level: 1 }), 'Chat: HYD-01');
+      await waitForText(page.getByTestId('chat-state-label'), 'Waiting for your first message');
       assert.equal(
         await page.evaluate(() => window.__noReload),
         1,
-        'window.__noReload was cleared, so clicking the hydration check reloaded the page',
+        'window.__noReload was cleared, so starting a conversation reloaded the page',
       );
-      await screenshot(page, 'manager-02-chat-after-clicks');
+      await screenshot(page, 'manager-02-chat-started');
+
+      // The conversation is not needed by the other journeys.
+      await page.getByTestId('chat-cancel').click();
+      await waitForText(page.getByTestId('chat-state-label'), 'Cancelled');
 
       await topbar.getByRole('button', { name: 'Log out', exact: true }).click();
       await waitForPath(page, '/login');
@@ -84,10 +86,9 @@ describe('foundation', () => {
       assert.equal((await heading.textContent())?.trim(), 'Chat', 'the /chat page has the wrong <h1>');
       await waitForText(page.locator('header.topbar'), managerEmail);
 
-      // Without JavaScript the status keeps its server-rendered text, which shows that
-      // this page came from the server and not from the client-side router.
-      const status = page.getByTestId('hydration-status');
-      assert.equal((await status.textContent())?.trim(), 'Not checked yet');
+      // Without JavaScript the start form is there and usable: it came from the server.
+      const siteCode = page.getByTestId('chat-site-code');
+      assert.equal(await siteCode.isEditable(), true, 'the site code field is not editable');
       await screenshot(page, 'no-js-01-chat');
     });
   });

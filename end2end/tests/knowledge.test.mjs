@@ -1,12 +1,13 @@
 // Browser journeys through the knowledge base. The admin uploads a regulation through the
 // Knowledge page and watches its progress bar reach the review stage. The approver gives it
 // the first, scored approval from the review queue. Every page fits a phone screen.
-// run.sh seeds the demo tenant (one manager, one approver, one admin) and sets BASE_URL,
-// MANAGER_*, APPROVER_* and ADMIN_*.
+// run.sh seeds the demo tenant (a manager, two approvers, an admin) and sets BASE_URL,
+// MANAGER_*, APPROVER_*, APPROVER2_* and ADMIN_*.
 // The tests run in order and share the document that the first one uploads.
 //
-// NOTE: publication needs a second approver, and the demo tenant has one, so these journeys
-// stop at one approval of two; server/tests/knowledge_pages.rs covers publication.
+// Then the second approver publishes it and it becomes searchable. Last, the admin adds a URL
+// source on a refused address: its fetch fails for good, the reason is on the document and in
+// the dead letters, the admin discards the dead letter, and the audit chain verifies.
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -38,6 +39,9 @@ const PHONE = { viewport: { width: 360, height: 740 }, javaScriptEnabled: false 
 const CORPUS_FILE = fileURLToPath(new URL('../../../shared/corpus/ecfr-29cfr-1910.37.txt', import.meta.url));
 const TITLE = 'Exit routes: maintenance, safeguards and operational features';
 
+// A source on the loopback address, which the outbound guard refuses without connecting.
+const REFUSED_URL = 'https://127.0.0.1/siteline-e2e/manual.pdf';
+
 // Returns the page's width in CSS pixels, which exceeds the viewport when something overflows.
 async function pageWidth(page) {
   return page.evaluate(() => document.documentElement.scrollWidth);
@@ -54,6 +58,7 @@ describe('knowledge', () => {
     users = {
       manager: { email: requireEnv('MANAGER_EMAIL'), password: requireEnv('MANAGER_PASSWORD'), home: '/chat' },
       approver: { email: requireEnv('APPROVER_EMAIL'), password: requireEnv('APPROVER_PASSWORD'), home: '/' },
+      approver2: { email: requireEnv('APPROVER2_EMAIL'), password: requireEnv('APPROVER2_PASSWORD'), home: '/' },
       admin: { email: requireEnv('ADMIN_EMAIL'), password: requireEnv('ADMIN_PASSWORD'), home: '/' },
     };
     assert.ok(existsSync(CORPUS_FILE), `the corpus file ${CORPUS_FILE} is missing; it is expected beside the repository`);
@@ -166,10 +171,17 @@ describe('knowledge', () => {
       const row = page.getByTestId('document-row').filter({ hasText: TITLE });
       await waitForText(row.getByTestId('document-status'), 'in review');
 
-      // The document is not published yet, so it is not searched.
+      // The regulation is not published yet, so the passages found come from the published
+      // demo guides only.
       await page.getByTestId('search-input').fill('exit routes');
       await page.getByTestId('search-button').click();
-      await waitForText(page.getByTestId('search-empty'), 'No published passage matches');
+      await waitForText(page.getByTestId('search-results'), 'Exit Routes and Exit Signs');
+      const results = page.getByTestId('search-result');
+      const texts = await results.allTextContents();
+      assert.ok(
+        texts.every((text) => !text.includes(TITLE)),
+        `the unpublished document was searched: ${texts.join(' | ')}`,
+      );
       await screenshot(page, 'knowledge-06-search-unpublished');
     });
   });
@@ -190,6 +202,65 @@ describe('knowledge', () => {
         assert.ok(width <= 360, `${path} is ${width} px wide on a 360 px screen`);
         await screenshot(page, name);
       }
+    });
+  });
+  test('second approver publishes and it becomes searchable', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    assert.ok(documentPath, 'the upload journey did not create a document');
+    await withPage(browser, t, {}, async (page) => {
+      await signIn(page, 'approver2');
+      await waitForHydration(page);
+      await page.goto(new URL(documentPath, baseUrl).href);
+      await waitForHydration(page);
+      await waitForText(page.getByTestId('approvals'), '1 of 2 approvals so far.');
+      const form = page.getByTestId('review-form');
+      await form.getByTestId('review-comment').fill('Second review: matches the regulation.');
+      await form.getByTestId('approve-button').click();
+      await waitForText(page.getByTestId('document-status'), 'published');
+      await screenshot(page, 'knowledge-07-published');
+
+      await page.goto(new URL('/knowledge', baseUrl).href);
+      await page.getByTestId('search-input').fill('exit routes');
+      await page.getByTestId('search-button').click();
+      await waitForText(page.getByTestId('search-results'), TITLE);
+      await screenshot(page, 'knowledge-08-searchable');
+    });
+  });
+
+  test('a refused URL lands in dead letters and is discarded', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    await withPage(browser, t, {}, async (page) => {
+      await signIn(page, 'admin');
+      await waitForHydration(page);
+      await openFromNav(page, 'Knowledge', '/knowledge');
+      // The outbound guard refuses loopback addresses before it connects, so nothing is sent.
+      const form = page.getByTestId('url-form');
+      await form.getByLabel('URL').fill(REFUSED_URL);
+      await form.getByLabel('Title (optional)').fill('Refused source');
+      await form.getByTestId('submit-url').click();
+      await page.waitForURL((url) => url.pathname.startsWith('/knowledge/documents/'));
+      await waitForHydration(page);
+      await waitForText(page.getByTestId('document-status'), 'failed', PIPELINE_TIMEOUT_MS);
+      await waitForText(page.getByTestId('document-error'), '127.0.0.1');
+      await screenshot(page, 'admin-01-refused-url');
+
+      await page.getByTestId('dead-letters-link').click();
+      await waitForPath(page, '/admin/dead-letters');
+      const row = page.getByTestId('dead-letter-row').filter({ hasText: 'knowledge.fetch' });
+      await waitForText(row, '127.0.0.1');
+      await screenshot(page, 'admin-02-dead-letters');
+      await row.getByTestId('dead-letter-link').click();
+      await waitForText(page.getByTestId('detail-kind'), 'knowledge.fetch');
+      await waitForText(page.getByTestId('error-chain'), '127.0.0.1');
+      await waitForHydration(page);
+      await page.getByTestId('discard-reason').fill('The source points at a private address.');
+      await page.getByTestId('discard-button').click();
+      await waitForText(page.getByTestId('detail-status'), 'discarded');
+      await screenshot(page, 'admin-03-discarded');
+
+      await openFromNav(page, 'Audit', '/admin/audit');
+      await page.getByTestId('verify-button').click();
+      await waitForText(page.getByTestId('audit-verification'), 'Chain intact');
+      await waitForText(page.getByTestId('audit-row').first(), 'dead_letter');
+      await screenshot(page, 'admin-04-audit');
     });
   });
 });

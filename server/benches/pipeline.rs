@@ -80,11 +80,13 @@ async fn bench(
         ..JobSettings::default()
     };
     let worker_pool = pool.clone();
-    let worker_model: Arc<dyn Embedder> = model.clone();
+    let services = backend::jobs::Services {
+        embedder: model.clone(),
+        gateway: Arc::new(backend::providers::Gateway::offline_only(pool.clone())),
+    };
     tokio::spawn(async move {
         if let Err(error) =
-            server::workers::run_with_embedder(worker_pool, job_settings, worker_model, pending())
-                .await
+            server::workers::run_with_services(worker_pool, job_settings, services, pending()).await
         {
             eprintln!("pipeline bench: the workers stopped: {error:#}");
         }

@@ -2,8 +2,11 @@
 
 use std::io::Read;
 use std::sync::Arc;
+use std::time::Duration;
 
 use backend::accounts::Role;
+use backend::conversations::lifecycle::ConversationSettings;
+use backend::jobs::Services;
 use backend::knowledge::embed::{
     Embedder, EmbeddingBackend, ProviderEmbedder, EMBEDDING_DIMENSIONS,
 };
@@ -13,7 +16,9 @@ use backend::AppState;
 use clap::{Parser, Subcommand, ValueEnum};
 use leptos::config::LeptosOptions;
 
-use crate::config::{DbArgs, KnowledgeArgs, LogFormat, ProviderArgs, WebArgs, WorkerArgs};
+use crate::config::{
+    ConversationArgs, DbArgs, KnowledgeArgs, LogFormat, ProviderArgs, WebArgs, WorkerArgs,
+};
 use crate::{dead_letter_ops, ops, router, telemetry, workers};
 use backend::jobs::dead_letters::Filter;
 use backend::jobs::demo::DemoArgs;
@@ -50,6 +55,8 @@ pub enum Command {
         worker: WorkerArgs,
         #[command(flatten)]
         knowledge: KnowledgeArgs,
+        #[command(flatten)]
+        conversations: ConversationArgs,
     },
     /// Run only the web server; scale it out beside separate `worker` processes.
     Web {
@@ -61,6 +68,8 @@ pub enum Command {
         providers: ProviderArgs,
         #[command(flatten)]
         knowledge: KnowledgeArgs,
+        #[command(flatten)]
+        conversations: ConversationArgs,
     },
     /// Run only the background workers.
     Worker {
@@ -72,6 +81,8 @@ pub enum Command {
         worker: WorkerArgs,
         #[command(flatten)]
         knowledge: KnowledgeArgs,
+        #[command(flatten)]
+        conversations: ConversationArgs,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -167,8 +178,17 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Create the demo tenant and one user per role when missing (used by `make run`).
+    /// Create the demo tenant and its users when missing (used by `make run`).
     SeedDemo,
+    /// Ingest and publish the demo's knowledge guides into the demo tenant, skipping guides
+    /// already there (used by `make run`).
+    SeedDemoKnowledge {
+        /// Folder of the Markdown guides.
+        #[arg(long, default_value = "docs/knowledge")]
+        dir: std::path::PathBuf,
+        #[command(flatten)]
+        knowledge: KnowledgeArgs,
+    },
 }
 
 /// Dead-letter subcommands. They act on every tenant's dead letters, and each action is
@@ -254,12 +274,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::DeadLetters { .. }
             | Command::Jobs { .. }
     );
-    // Operator commands print results for people; their logs stay short unless asked.
-    telemetry::init(if is_admin {
-        LogFormat::Text
+    // Operator commands print their results; their logs show warnings only unless RUST_LOG
+    // asks for more, so the demo seed's workers do not drown its progress lines.
+    if is_admin {
+        telemetry::init(LogFormat::Text, "warn");
     } else {
-        cli.log_format
-    });
+        telemetry::init(cli.log_format, "info,sqlx=warn,tower_sessions=warn");
+    }
 
     match command {
         Command::Serve {
@@ -268,18 +289,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             providers,
             worker,
             knowledge,
+            conversations,
         } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let knowledge = knowledge.settings()?;
+            let conversations = conversations.settings()?;
             let embedder = knowledge_embedder(&knowledge, &providers)?;
-            let state = AppState::new(pool.clone(), web_settings(&web, &knowledge))
-                .with_providers(provider_gateway(&pool, &providers)?)
+            let gateway = provider_gateway(&pool, &providers)?;
+            let state = AppState::new(pool.clone(), web_settings(&web, &knowledge, &conversations))
+                .with_providers(gateway.clone())
                 .with_embedder(embedder.clone());
-            let jobs = job_settings(&worker, &knowledge)?;
+            let jobs = job_settings(&worker, &knowledge, &conversations)?;
+            let services = Services { embedder, gateway };
             // try_join: when the web server fails (say its port is taken) the workers stop too,
             // and the error reaches the terminal instead of the process idling on.
             let web_task = serve_web(state, &web);
-            let worker_task = workers::run_with_embedder(pool, jobs, embedder, shutdown_signal());
+            let worker_task = workers::run_with_services(pool, jobs, services, shutdown_signal());
             tokio::try_join!(web_task, worker_task).map(|_| ())
         }
         Command::Web {
@@ -287,11 +312,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             web,
             providers,
             knowledge,
+            conversations,
         } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let gateway = provider_gateway(&pool, &providers)?;
             let knowledge = knowledge.settings()?;
-            let state = AppState::new(pool, web_settings(&web, &knowledge))
+            let conversations = conversations.settings()?;
+            let state = AppState::new(pool, web_settings(&web, &knowledge, &conversations))
                 .with_providers(gateway)
                 .with_embedder(knowledge_embedder(&knowledge, &providers)?);
             serve_web(state, &web).await
@@ -301,12 +328,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             providers,
             worker,
             knowledge,
+            conversations,
         } => {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let knowledge = knowledge.settings()?;
-            let embedder = knowledge_embedder(&knowledge, &providers)?;
-            let jobs = job_settings(&worker, &knowledge)?;
-            workers::run_with_embedder(pool, jobs, embedder, shutdown_signal()).await
+            let conversations = conversations.settings()?;
+            let services = Services {
+                embedder: knowledge_embedder(&knowledge, &providers)?,
+                gateway: provider_gateway(&pool, &providers)?,
+            };
+            let jobs = job_settings(&worker, &knowledge, &conversations)?;
+            workers::run_with_services(pool, jobs, services, shutdown_signal()).await
         }
         Command::Migrate { db } => {
             let pool = backend::db::connect(&db.database_url, 2).await?;
@@ -315,7 +347,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { db, command } => {
-            let pool = backend::db::connect(&db.database_url, 2).await?;
+            // The knowledge seed runs workers, which hold several connections at once.
+            let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             run_admin(&pool, command).await
         }
         Command::DeadLetters { db, command } => {
@@ -348,9 +381,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn web_settings(web: &WebArgs, knowledge: &KnowledgeSettings) -> backend::settings::Settings {
+fn web_settings(
+    web: &WebArgs,
+    knowledge: &KnowledgeSettings,
+    conversations: &ConversationSettings,
+) -> backend::settings::Settings {
     backend::settings::Settings {
         knowledge: knowledge.clone(),
+        conversations: *conversations,
         ..web.settings()
     }
 }
@@ -358,9 +396,11 @@ fn web_settings(web: &WebArgs, knowledge: &KnowledgeSettings) -> backend::settin
 fn job_settings(
     worker: &WorkerArgs,
     knowledge: &KnowledgeSettings,
+    conversations: &ConversationSettings,
 ) -> anyhow::Result<backend::jobs::JobSettings> {
     Ok(backend::jobs::JobSettings {
         knowledge: knowledge.clone(),
+        conversations: *conversations,
         ..worker.settings()?
     })
 }
@@ -388,8 +428,6 @@ fn knowledge_embedder(
 }
 
 /// Builds the model provider chain from the environment and logs it (never the keys).
-// NOTE: the job workers get no `AppState` yet; jobs that call models will need this gateway
-// passed into their registry.
 fn provider_gateway(pool: &sqlx::PgPool, args: &ProviderArgs) -> anyhow::Result<Arc<Gateway>> {
     let settings = args.settings()?;
     let gateway = Gateway::from_settings(pool.clone(), &settings)
@@ -427,6 +465,14 @@ async fn run_admin(pool: &sqlx::PgPool, command: AdminCommand) -> anyhow::Result
             ops::set_password(pool, &email, password).await
         }
         AdminCommand::SeedDemo => ops::seed_demo(pool).await,
+        AdminCommand::SeedDemoKnowledge { dir, knowledge } => {
+            let jobs = backend::jobs::JobSettings {
+                knowledge: knowledge.settings()?,
+                poll_interval: Duration::from_millis(200),
+                ..backend::jobs::JobSettings::default()
+            };
+            crate::demo_knowledge::seed(pool, jobs, &dir).await
+        }
     }
 }
 

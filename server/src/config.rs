@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backend::conversations::lifecycle::ConversationSettings;
 use backend::jobs::policy::{RetryPolicy, RetryRule};
 use backend::jobs::JobSettings;
 use backend::knowledge::embed::{EmbeddingSettings, ProviderEmbedding};
@@ -473,6 +474,39 @@ fn required_text(variable: &str, value: Option<&str>, provider: &str) -> anyhow:
                  {provider} from MODEL_PROVIDERS"
             )
         })
+}
+
+/// Time limits of conversations, which the start of a conversation and the upkeep enforce.
+#[derive(Debug, Clone, Args)]
+pub struct ConversationArgs {
+    /// Minutes without activity after which an open conversation is cancelled as stale.
+    #[arg(long, env = "CONVERSATION_IDLE_MINUTES", default_value_t = 30)]
+    pub conversation_idle_minutes: u64,
+
+    /// Minutes a recommendation run may take before its conversation moves to error.
+    #[arg(long, env = "CONVERSATION_GENERATING_MINUTES", default_value_t = 60)]
+    pub conversation_generating_minutes: u64,
+}
+
+impl ConversationArgs {
+    /// Checks the limits and converts them; zero would cancel every conversation at once.
+    pub fn settings(&self) -> anyhow::Result<ConversationSettings> {
+        for (name, value) in [
+            ("CONVERSATION_IDLE_MINUTES", self.conversation_idle_minutes),
+            (
+                "CONVERSATION_GENERATING_MINUTES",
+                self.conversation_generating_minutes,
+            ),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{name}=0 is invalid: set it to 1 or more minutes");
+            }
+        }
+        Ok(ConversationSettings {
+            idle_timeout: Duration::from_secs(self.conversation_idle_minutes * 60),
+            generating_timeout: Duration::from_secs(self.conversation_generating_minutes * 60),
+        })
+    }
 }
 
 /// Options of the knowledge base: fetch limits, refresh, the signed webhook and embeddings.

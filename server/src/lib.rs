@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod dead_letter_ops;
+pub mod demo_knowledge;
 pub mod forms;
 pub mod middleware;
 pub mod ops;

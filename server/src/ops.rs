@@ -8,7 +8,7 @@ use sqlx::PgPool;
 pub const DEMO_TENANT: &str = "demo";
 
 /// Turns an API error into a message for the terminal.
-fn cli_error(error: ApiError) -> anyhow::Error {
+pub(crate) fn cli_error(error: ApiError) -> anyhow::Error {
     match error {
         ApiError::Internal(cause) => cause,
         other => anyhow::anyhow!(other.body().error),
@@ -78,7 +78,8 @@ pub async fn create_token(pool: &PgPool, email: &str, name: &str) -> anyhow::Res
     Ok(())
 }
 
-/// Creates the demo tenant and one user per role when missing, printing new passwords once.
+/// Creates the demo tenant and its users (a manager, two approvers and an admin) when missing,
+/// printing new passwords once.
 /// Running it again changes nothing.
 pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<()> {
     let tenant = match accounts::tenant_by_slug(pool, DEMO_TENANT)
@@ -91,17 +92,23 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<()> {
             .map_err(cli_error)?,
     };
 
-    for role in Role::ALL {
-        let email =
-            Email::parse(&format!("{}@demo.siteline.test", role.as_str())).map_err(cli_error)?;
+    // Two approvers, because high-risk change sets and knowledge publication need two
+    // distinct people.
+    let people = [
+        ("manager", Role::Manager),
+        ("approver", Role::Approver),
+        ("approver2", Role::Approver),
+        ("admin", Role::Admin),
+    ];
+    for (label, role) in people {
+        let email = Email::parse(&format!("{label}@demo.siteline.test")).map_err(cli_error)?;
         if accounts::user_id_by_email(pool, &email)
             .await
             .map_err(cli_error)?
             .is_some()
         {
             println!(
-                "demo {:<8} {}  (exists; password unchanged)",
-                role.as_str(),
+                "demo {label:<9} {}  (exists; password unchanged)",
                 email.as_str()
             );
             continue;
@@ -111,8 +118,7 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<()> {
             .await
             .map_err(cli_error)?;
         println!(
-            "demo {:<8} {}  password: {password}  (shown once)",
-            role.as_str(),
+            "demo {label:<9} {}  password: {password}  (shown once)",
             email.as_str()
         );
     }

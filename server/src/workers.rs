@@ -1,44 +1,47 @@
 //! Background workers that run beside (or apart from) the web server.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
-use apalis_postgres::Pubsub;
-use backend::jobs::{self, upkeep, JobSettings, Runner};
-use backend::knowledge::embed::Embedder;
-use backend::knowledge::LazyEmbedder;
+use backend::jobs::{self, upkeep, JobSettings, Runner, Services};
 use sqlx::PgPool;
 
-/// Runs the job worker and the upkeep schedule until `shutdown` resolves or the worker fails,
-/// embedding knowledge with the local model that `settings` name.
+/// Runs the job worker and the upkeep schedule with the embedded defaults (the local embedding
+/// model and the offline rules) until `shutdown` resolves or the worker fails.
 pub async fn run(
     pool: PgPool,
     settings: JobSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let embedder = Arc::new(LazyEmbedder::local(settings.knowledge.embedding.clone()));
-    run_with_embedder(pool, settings, embedder, shutdown).await
+    let services = Services::local(&pool, &settings);
+    run_with_services(pool, settings, services, shutdown).await
 }
 
-/// Runs the job worker and the upkeep schedule until `shutdown` resolves or the worker fails,
-/// embedding knowledge with `embedder`.
-pub async fn run_with_embedder(
+/// Runs the job worker and the upkeep schedule, calling out through `services`, until
+/// `shutdown` resolves or the worker fails.
+pub async fn run_with_services(
     pool: PgPool,
     settings: JobSettings,
-    embedder: Arc<dyn Embedder>,
+    services: Services,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let registry = jobs::registry_with_embedder(&pool, &settings, embedder)?;
+    let wake = jobs::wake::strategy(&pool, jobs::JOB_QUEUE, settings.poll_interval);
+    run_with(pool, settings, services, wake, shutdown).await
+}
+
+/// Runs the job worker and the upkeep schedule with the wake-up strategy `wake` (see
+/// [`jobs::wake`]), until `shutdown` resolves or the worker fails.
+pub async fn run_with(
+    pool: PgPool,
+    settings: JobSettings,
+    services: Services,
+    wake: Strategy,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let registry = jobs::registry_with(&pool, &settings, services)?;
     let kinds = registry.kinds();
     let runner = Runner::new(pool.clone(), registry, settings.policy.clone());
-
-    // New deliveries wake the worker through LISTEN/NOTIFY; deliveries scheduled for later
-    // (retries) send no notification, so the worker also polls every `poll_interval`.
-    let strategy = Strategy::new()
-        .stream(Pubsub::new(pool.clone(), jobs::JOB_QUEUE.to_string()))
-        .interval(settings.poll_interval);
-    let backend = jobs::storage(&pool, &settings).poll_with_strategy(strategy);
+    let backend = jobs::storage(&pool, &settings).poll_with_strategy(wake);
 
     // Names are unique per process: apalis records live workers by name.
     let name = format!("jobs-{}", uuid::Uuid::now_v7());

@@ -134,17 +134,17 @@ async fn seed_demo_is_idempotent() {
 
     let (ok, first, err) = run(&db, &["admin", "seed-demo"], None);
     assert!(ok, "{err}");
-    assert_eq!(first.matches("password:").count(), 3, "{first}");
+    assert_eq!(first.matches("password:").count(), 4, "{first}");
 
     let (ok, second, err) = run(&db, &["admin", "seed-demo"], None);
     assert!(ok, "{err}");
-    assert_eq!(second.matches("password unchanged").count(), 3, "{second}");
+    assert_eq!(second.matches("password unchanged").count(), 4, "{second}");
 
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(users, 3);
+    assert_eq!(users, 4, "a manager, two approvers and an admin");
 }
 
 #[tokio::test]

@@ -292,6 +292,45 @@ async fn scheduled_job_waits_for_its_time() {
     assert_eq!(effects, 0);
 }
 
+/// A job scheduled for later runs on time when no notification ever arrives, as after the
+/// listening connection failed for good: the poll timer alone wakes the worker. Before the timer
+/// came first in the wake-up order, an ended notification stream left the worker asleep until
+/// its next heartbeat, 20 s later.
+#[tokio::test]
+async fn scheduled_job_runs_without_notifications() {
+    let pool = backend::testing::fresh_pool().await;
+    let tenant = tenant(&pool).await;
+    let args = serde_json::to_value(DemoArgs {
+        fail_attempts: Some(0),
+        ..DemoArgs::default()
+    })
+    .unwrap();
+    let due = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    let job = NewJob::new(DEMO_KIND, args, "test")
+        .tenant(tenant)
+        .run_at(due);
+    let job = backend::jobs::enqueue_now(&pool, job).await.unwrap().job_id;
+
+    let settings = fast_settings();
+    let services = backend::jobs::Services::local(&pool, &settings);
+    let silent = futures::stream::empty::<()>();
+    let wake = backend::jobs::wake::with_notifications(settings.poll_interval, silent);
+    let worker_pool = pool.clone();
+    let workers = tokio::spawn(async move {
+        server::workers::run_with(
+            worker_pool,
+            settings,
+            services,
+            wake,
+            std::future::pending(),
+        )
+        .await
+        .expect("workers failed");
+    });
+    wait_for_status(&pool, &[job], &["succeeded"], Duration::from_secs(10)).await;
+    workers.abort();
+}
+
 #[tokio::test]
 async fn panicking_handler_leaves_worker_running() {
     let pool = backend::testing::fresh_pool().await;

@@ -1,7 +1,7 @@
 //! Server-side glue of the change-set server functions: the role check, input parsing, and
 //! conversion of the backend's change sets and audit entries into display text.
 
-mod rows;
+pub(crate) mod rows;
 
 use std::cmp::Reverse;
 

@@ -122,14 +122,7 @@ pub async fn apply(
     }
     let conversation: Option<Uuid> = row.get("conversation_id");
     if let Some(conversation) = conversation {
-        sqlx::query(
-            "UPDATE conversation_sessions SET state = 'completed', version = version + 1, \
-                    updated_at = now() \
-              WHERE id = $1 AND state = 'awaiting_user_approval'",
-        )
-        .bind(conversation)
-        .execute(&mut *tx)
-        .await?;
+        complete_conversation(&mut tx, tenant_id, conversation, correlation_id).await?;
     }
     let action = if rollback_of.is_some() {
         "change_set.rolled_back"
@@ -273,5 +266,39 @@ async fn release_failed_apply(
         audit::record(&mut tx, &event).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Completes the conversation the change set came from, through the state machine, when it
+/// waits for its proposal. A conversation in any other state (cancelled meanwhile, say) keeps
+/// its state: the change set was approved on its own merits.
+async fn complete_conversation(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    conversation: Uuid,
+    correlation_id: &str,
+) -> Result<(), JobError> {
+    let waiting: Option<bool> = sqlx::query_scalar(
+        "SELECT state = 'awaiting_user_approval' FROM conversation_sessions \
+          WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(conversation)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if waiting != Some(true) {
+        return Ok(());
+    }
+    crate::conversations::lifecycle::apply_event(
+        conn,
+        tenant_id,
+        crate::ids::ConversationId(conversation),
+        crate::conversations::state::Event::Apply,
+        None,
+        &crate::conversations::lifecycle::MoveBy::system(correlation_id),
+        json!({ "reason": "its change set was applied" }),
+    )
+    .await
+    .map_err(|error| JobError::new(crate::jobs::ErrorClass::Database, error.to_string()))?;
     Ok(())
 }

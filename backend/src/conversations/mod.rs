@@ -2,9 +2,13 @@
 //!
 //! This module stores the session records. [`facts`] contains the typed facts a conversation
 //! collects, the offline extractor that reads them from messages and the topic checklist that
-//! picks the next question.
+//! picks the next question. [`state`] is the state machine, [`lifecycle`] applies it to stored
+//! sessions, and [`messages`] stores the chat and replies to it with the turn job.
 
 pub mod facts;
+pub mod lifecycle;
+pub mod messages;
+pub mod state;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -112,8 +116,28 @@ pub async fn start(
     site_code: &str,
     kind: ConversationType,
 ) -> Result<Conversation, ApiError> {
+    start_with(
+        pool,
+        principal,
+        site_code,
+        kind,
+        &lifecycle::ConversationSettings::default(),
+    )
+    .await
+}
+
+/// Starts a conversation like [`start`], first cancelling the caller's active conversation for
+/// the same site when it has been idle longer than `settings.idle_timeout`.
+pub async fn start_with(
+    pool: &PgPool,
+    principal: &Principal,
+    site_code: &str,
+    kind: ConversationType,
+    settings: &lifecycle::ConversationSettings,
+) -> Result<Conversation, ApiError> {
     let site_code = parse_site_code(site_code)?;
     let mut tx = pool.begin().await?;
+    lifecycle::cancel_stale_for(&mut tx, principal, &site_code, settings.idle_timeout).await?;
     let inserted = sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO conversation_sessions (id, tenant_id, user_id, site_code, conversation_type, state)
          VALUES ($1, $2, $3, $4, $5, 'started')
@@ -179,6 +203,43 @@ pub async fn get(
     .fetch_optional(pool)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no conversation {id} in this tenant")))
+}
+
+/// Lists the caller's own conversations, active ones first, then the newest; at most `limit`.
+pub async fn list_own(
+    pool: &PgPool,
+    principal: &Principal,
+    limit: i64,
+) -> Result<Vec<Conversation>, ApiError> {
+    let rows = sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM conversation_sessions
+          WHERE tenant_id = $1 AND user_id = $2
+          ORDER BY state IN ('started', 'in_progress', 'generating_recommendations',
+                             'awaiting_user_approval') DESC, created_at DESC
+          LIMIT $3"
+    )))
+    .bind(principal.tenant_id)
+    .bind(principal.user_id)
+    .bind(limit.clamp(1, 200))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// Finds a conversation of `tenant_id` inside the caller's transaction, for jobs that have a
+/// tenant id rather than a signed-in caller.
+pub async fn find(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: uuid::Uuid,
+    id: ConversationId,
+) -> Result<Option<Conversation>, sqlx::Error> {
+    sqlx::query_as::<_, Conversation>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM conversation_sessions WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 #[cfg(test)]

@@ -74,26 +74,26 @@ pub struct AlertHandler {
 impl AlertHandler {
     /// Creates the handler; without a webhook URL it only confirms the alert was logged.
     pub fn new(pool: PgPool, settings: &JobSettings) -> Self {
-        let webhook = match &settings.alert_webhook_url {
-            Some(url) => {
-                let mut policy = Policy {
-                    allow_loopback: settings.outbound_allow_loopback,
-                    ..Policy::default()
-                };
-                // The operator chose this URL, port included; the address checks still apply.
-                if let Some(port) = url::Url::parse(url).ok().and_then(|url| url.port()) {
-                    policy.allowed_ports.push(port);
-                }
-                Some((url.clone(), GuardedClient::new(policy)))
-            }
-            None => None,
-        };
         Self {
             pool,
-            webhook,
+            webhook: webhook_client(settings),
             public_url: settings.public_url.clone(),
         }
     }
+}
+
+/// Builds the guarded client of the alert webhook, or `None` when no webhook is configured.
+fn webhook_client(settings: &JobSettings) -> Option<(String, GuardedClient)> {
+    let url = settings.alert_webhook_url.as_ref()?;
+    let mut policy = Policy {
+        allow_loopback: settings.outbound_allow_loopback,
+        ..Policy::default()
+    };
+    // The operator chose this URL, port included; the address checks still apply.
+    if let Some(port) = url::Url::parse(url).ok().and_then(|url| url.port()) {
+        policy.allowed_ports.push(port);
+    }
+    Some((url.clone(), GuardedClient::new(policy)))
 }
 
 #[async_trait::async_trait]
@@ -127,6 +127,84 @@ impl JobHandler for AlertHandler {
             .await
             .map_err(|error| super::net_error(error).context("posting the alert webhook"))?;
         tracing::info!(%dead_letter_id, status, "alert posted");
+        Ok(())
+    }
+}
+
+/// Handler of [`crate::conversations::lifecycle::ESCALATION_ALERT_KIND`]: posts an escalated
+/// conversation to the alert webhook, when one is configured.
+pub struct EscalationAlertHandler {
+    webhook: Option<(String, GuardedClient)>,
+    public_url: Option<String>,
+}
+
+impl EscalationAlertHandler {
+    /// Creates the handler; without a webhook URL it does nothing, because the in-app
+    /// notifications were written with the escalation.
+    pub fn new(settings: &JobSettings) -> Self {
+        Self {
+            webhook: webhook_client(settings),
+            public_url: settings.public_url.clone(),
+        }
+    }
+}
+
+/// Builds the Slack-style webhook message about an escalated conversation.
+pub fn render_escalation_alert(
+    conversation_id: &str,
+    reason: &str,
+    correlation_id: &str,
+    public_url: Option<&str>,
+) -> Value {
+    let mut text = format!("*Conversation escalated* to the approvers: {reason}");
+    if let Some(base) = public_url {
+        text.push_str(&format!(
+            "\n<{}/chat/{conversation_id}|Open the conversation>",
+            base.trim_end_matches('/')
+        ));
+    }
+    serde_json::json!({
+        "text": format!("Conversation {conversation_id} escalated"),
+        "blocks": [
+            { "type": "section", "text": { "type": "mrkdwn", "text": text } },
+            { "type": "context", "elements": [ { "type": "mrkdwn", "text": format!(
+                "conversation {conversation_id} | correlation id {correlation_id}") } ] }
+        ]
+    })
+}
+
+#[async_trait::async_trait]
+impl JobHandler for EscalationAlertHandler {
+    /// Idempotent enough for alerts, like the dead-letter alert: a second delivery after a
+    /// crash may post the message twice.
+    async fn run(&self, job: &JobContext, args: Value) -> Result<(), JobError> {
+        let Some((url, client)) = &self.webhook else {
+            return Ok(());
+        };
+        let conversation_id = args
+            .get("conversation_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                JobError::permanent(format!(
+                    "escalation alert job {} has no conversation_id",
+                    job.job_id
+                ))
+            })?;
+        let reason = args
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        let message = render_escalation_alert(
+            conversation_id,
+            reason,
+            &job.correlation_id,
+            self.public_url.as_deref(),
+        );
+        let status = client
+            .post_json(url, &message)
+            .await
+            .map_err(|error| super::net_error(error).context("posting the escalation alert"))?;
+        tracing::info!(conversation_id, status, "escalation alert posted");
         Ok(())
     }
 }

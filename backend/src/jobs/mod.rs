@@ -24,6 +24,7 @@ pub mod policy;
 pub mod runner;
 pub mod sanitize;
 pub mod upkeep;
+pub mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +88,8 @@ pub struct JobSettings {
     pub outbound_allow_loopback: bool,
     /// Limits of the knowledge pipeline's jobs.
     pub knowledge: crate::knowledge::KnowledgeSettings,
+    /// Idle and generating time limits of conversations, which the upkeep enforces.
+    pub conversations: crate::conversations::lifecycle::ConversationSettings,
 }
 
 impl Default for JobSettings {
@@ -108,6 +111,7 @@ impl Default for JobSettings {
             public_url: None,
             outbound_allow_loopback: false,
             knowledge: crate::knowledge::KnowledgeSettings::default(),
+            conversations: crate::conversations::lifecycle::ConversationSettings::default(),
         }
     }
 }
@@ -152,21 +156,40 @@ pub fn net_error(error: crate::net::FetchError) -> JobError {
     JobError::network(message)
 }
 
-/// Builds the registry of every handler this process runs, embedding knowledge with the local
-/// model that `settings` name, loaded on first use.
-pub fn registry(pool: &PgPool, settings: &JobSettings) -> anyhow::Result<Registry> {
-    let embedder = Arc::new(crate::knowledge::LazyEmbedder::local(
-        settings.knowledge.embedding.clone(),
-    ));
-    registry_with_embedder(pool, settings, embedder)
+/// What job handlers call outside the database: the knowledge embedder and the model providers.
+#[derive(Clone)]
+pub struct Services {
+    /// Embeds knowledge chunks and search queries.
+    pub embedder: Arc<dyn crate::knowledge::embed::Embedder>,
+    /// The model provider chain that turns and recommendation stages ask first.
+    pub gateway: Arc<crate::providers::Gateway>,
 }
 
-/// Builds the registry of every handler this process runs, embedding knowledge with `embedder`.
-pub fn registry_with_embedder(
+impl Services {
+    /// The embedded defaults: the local model that `settings` name, loaded on first use, and
+    /// no model provider but the offline rules.
+    pub fn local(pool: &PgPool, settings: &JobSettings) -> Self {
+        Self {
+            embedder: Arc::new(crate::knowledge::LazyEmbedder::local(
+                settings.knowledge.embedding.clone(),
+            )),
+            gateway: Arc::new(crate::providers::Gateway::offline_only(pool.clone())),
+        }
+    }
+}
+
+/// Builds the registry of every handler this process runs, with the embedded defaults.
+pub fn registry(pool: &PgPool, settings: &JobSettings) -> anyhow::Result<Registry> {
+    registry_with(pool, settings, Services::local(pool, settings))
+}
+
+/// Builds the registry of every handler this process runs, calling out through `services`.
+pub fn registry_with(
     pool: &PgPool,
     settings: &JobSettings,
-    embedder: Arc<dyn crate::knowledge::embed::Embedder>,
+    services: Services,
 ) -> anyhow::Result<Registry> {
+    let Services { embedder, gateway } = services;
     let mut registry = Registry::new()
         .register(
             upkeep::UPKEEP_KIND,
@@ -177,12 +200,21 @@ pub fn registry_with_embedder(
             alerts::AlertHandler::new(pool.clone(), settings),
         )
         .register(
+            crate::conversations::lifecycle::ESCALATION_ALERT_KIND,
+            alerts::EscalationAlertHandler::new(settings),
+        )
+        .register(
             crate::changes::APPLY_KIND,
             crate::changes::apply::ApplyHandler,
+        )
+        .register(
+            crate::conversations::messages::TURN_KIND,
+            crate::conversations::messages::TurnHandler,
         );
     if settings.demo_jobs {
         registry = registry.register(demo::DEMO_KIND, demo::DemoFailHandler);
     }
+    registry = crate::recommendations::stages::register(registry, Arc::clone(&embedder), gateway);
     let pipeline = Arc::new(crate::knowledge::pipeline::Pipeline::new(
         settings.knowledge.clone(),
         embedder,

@@ -1,5 +1,5 @@
 //! The periodic upkeep job: expired sessions, old login attempts, dead-letter retention and
-//! cap, old finished jobs, and deliveries the queue lost.
+//! cap, old finished jobs, deliveries the queue lost, and stale or stuck conversations.
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -37,6 +37,10 @@ pub struct UpkeepReport {
     pub expired_change_sets: u64,
     /// URL sources queued for a refresh fetch.
     pub knowledge_refreshes: u64,
+    /// Conversations cancelled after going idle.
+    pub stale_conversations: u64,
+    /// Conversations moved to error after generating recommendations too long.
+    pub stuck_conversations: u64,
 }
 
 /// Runs one upkeep. Every step deletes only rows already past their date, or records a lost
@@ -66,7 +70,12 @@ pub async fn run_upkeep(pool: &PgPool, settings: &JobSettings) -> Result<UpkeepR
     )
     .await
     .map_err(|error| JobError::new(super::ErrorClass::Database, error.to_string()))?;
+    let conversations = crate::conversations::lifecycle::expire(pool, &settings.conversations)
+        .await
+        .map_err(|error| JobError::new(super::ErrorClass::Database, format!("{error:?}")))?;
     Ok(UpkeepReport {
+        stale_conversations: conversations.cancelled,
+        stuck_conversations: conversations.failed,
         sessions,
         login_attempts,
         dead_letters_expired: pruned.expired,
@@ -154,6 +163,8 @@ impl JobHandler for UpkeepHandler {
             finished_jobs = report.finished_jobs,
             lost_jobs = report.lost_jobs,
             expired_change_sets = report.expired_change_sets,
+            stale_conversations = report.stale_conversations,
+            stuck_conversations = report.stuck_conversations,
             "upkeep done"
         );
         Ok(())

@@ -48,8 +48,8 @@ impl Provider for OfflineProvider {
     }
 
     async fn chat_structured(&self, _request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        // TODO: route requests to the rule-based maker and checker once the conversation
-        // module exists; until then every offline chat call fails as unsupported.
+        // The gateway never sends chat here: it answers `Answer::Offline`, and the caller runs
+        // its own rules (the maker and checker stages use `recommendations::offline`).
         Err(ProviderError::Unsupported {
             detail: "the offline provider does not answer free-form chat requests: its answers \
                      come from deterministic rules in the conversation module, which callers \

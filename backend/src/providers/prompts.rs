@@ -43,6 +43,8 @@ pub enum BlockKind {
     DocumentChunk,
     /// Facts collected so far, which were extracted from user messages.
     SiteFacts,
+    /// A maker's proposal, which the checker reviews.
+    Proposal,
 }
 
 impl BlockKind {
@@ -52,6 +54,7 @@ impl BlockKind {
             BlockKind::UserMessage => "USER_MESSAGE",
             BlockKind::DocumentChunk => "DOCUMENT_CHUNK",
             BlockKind::SiteFacts => "SITE_FACTS",
+            BlockKind::Proposal => "PROPOSAL",
         }
     }
 }
@@ -90,6 +93,17 @@ impl DataBlock {
         Self::new(
             BlockKind::SiteFacts,
             vec![("site", site_code.to_string())],
+            &json,
+        )
+    }
+
+    /// Creates a block for a maker's proposal, as pretty-printed JSON. Model output is treated
+    /// as untrusted data like any other.
+    pub fn proposal(items: usize, proposal: &Value) -> Self {
+        let json = serde_json::to_string_pretty(proposal).unwrap_or_else(|_| proposal.to_string());
+        Self::new(
+            BlockKind::Proposal,
+            vec![("items", items.to_string())],
             &json,
         )
     }
@@ -173,6 +187,73 @@ impl MakerPrompt {
         let user = MakerUser {
             site_code: attribute_value(&self.site_code),
             schema_name,
+            blocks,
+        }
+        .render()
+        .map_err(failed)?;
+
+        Ok(ChatRequest::new(system, user, schema_name, schema))
+    }
+}
+
+/// Input of the checker prompt.
+#[derive(Debug, Clone)]
+pub struct CheckerPrompt {
+    /// Code of the site the operations are for.
+    pub site_code: String,
+    /// Facts collected in the conversation.
+    pub facts: Value,
+    /// The maker's output.
+    pub proposal: Value,
+    /// Number of items in the proposal.
+    pub items: usize,
+    /// The retrieved knowledge chunks that the proposal may cite.
+    pub chunks: Vec<DataBlock>,
+}
+
+#[derive(Template)]
+#[template(path = "prompts/checker_system.txt", escape = "none")]
+struct CheckerSystem<'a> {
+    schema_name: &'a str,
+    min_adjustment: f64,
+    max_adjustment: f64,
+}
+
+#[derive(Template)]
+#[template(path = "prompts/checker_user.txt", escape = "none")]
+struct CheckerUser<'a> {
+    site_code: String,
+    schema_name: &'a str,
+    items: usize,
+    blocks: Vec<&'a DataBlock>,
+}
+
+impl CheckerPrompt {
+    /// Renders the system prompt and the fenced data into a chat request for `schema`.
+    pub fn to_request(
+        &self,
+        schema_name: &str,
+        schema: Value,
+    ) -> Result<ChatRequest, ProviderError> {
+        let failed = |error: askama::Error| ProviderError::InvalidRequest {
+            detail: format!("the checker prompt template failed to render: {error}"),
+        };
+        let system = CheckerSystem {
+            schema_name,
+            min_adjustment: crate::recommendations::MIN_ADJUSTMENT,
+            max_adjustment: crate::recommendations::MAX_ADJUSTMENT,
+        }
+        .render()
+        .map_err(failed)?;
+
+        let facts = DataBlock::site_facts(&self.site_code, &self.facts);
+        let proposal = DataBlock::proposal(self.items, &self.proposal);
+        let mut blocks = vec![&facts, &proposal];
+        blocks.extend(&self.chunks);
+        let user = CheckerUser {
+            site_code: attribute_value(&self.site_code),
+            schema_name,
+            items: self.items,
             blocks,
         }
         .render()

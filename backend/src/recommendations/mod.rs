@@ -9,11 +9,13 @@
 
 pub mod consensus;
 pub mod offline;
+pub mod runs;
+pub mod stages;
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -131,6 +133,120 @@ impl Validate for MakerOutput {
             }
         }
     }
+}
+
+/// Name of the maker's output schema in model requests.
+pub const MAKER_SCHEMA_NAME: &str = "siteline_proposal";
+
+/// Name of the checker's output schema in model requests.
+pub const CHECKER_SCHEMA_NAME: &str = "siteline_review";
+
+/// The JSON schema of [`MakerOutput`] sent to models. Operation keys and fields differ by kind,
+/// so they are open objects here and the schema is not sent as strict; the parse that follows
+/// is strict.
+pub fn maker_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["items"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_OPERATIONS,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["operation", "rationale", "confidence", "citations"],
+                    "properties": {
+                        "operation": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["kind", "action", "key", "fields"],
+                            "properties": {
+                                "kind": { "type": "string", "enum": crate::providers::prompts::MAKER_KINDS },
+                                "action": { "type": "string", "enum": ["create", "update", "delete"] },
+                                "key": { "type": "object" },
+                                "fields": { "type": "object" }
+                            }
+                        },
+                        "rationale": { "type": "string", "maxLength": MAX_TEXT_CHARS },
+                        "confidence": { "type": "number", "minimum": 0, "maximum": 1 },
+                        "citations": {
+                            "type": "array",
+                            "maxItems": MAX_CITATIONS,
+                            "items": { "type": "string", "format": "uuid" }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The JSON schema of [`CheckerOutput`] sent to models.
+pub fn checker_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["valid", "operations"],
+        "properties": {
+            "valid": { "type": "boolean" },
+            "operations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["index", "valid", "errors", "citations", "findings", "adjustment"],
+                    "properties": {
+                        "index": { "type": "integer", "minimum": 0 },
+                        "valid": { "type": "boolean" },
+                        "errors": { "type": "array", "items": { "type": "string" } },
+                        "citations": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["chunk_id", "supported"],
+                                "properties": {
+                                    "chunk_id": { "type": "string", "format": "uuid" },
+                                    "supported": { "type": "boolean" }
+                                }
+                            }
+                        },
+                        "findings": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": false,
+                                "required": ["category", "passed", "message"],
+                                "properties": {
+                                    "category": {
+                                        "type": "string",
+                                        "enum": ["business_rule", "security", "compliance"]
+                                    },
+                                    "passed": { "type": "boolean" },
+                                    "message": { "type": "string", "maxLength": MAX_TEXT_CHARS }
+                                }
+                            }
+                        },
+                        "adjustment": {
+                            "type": "number",
+                            "minimum": MIN_ADJUSTMENT,
+                            "maximum": MAX_ADJUSTMENT
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Parses and validates a model's maker output. Citations of chunks that were not retrieved are
+/// kept here, not repaired: the consensus removes and counts them, so the run shows how often a
+/// model invented a source.
+pub fn parse_model_maker_output(value: &Value) -> Result<MakerOutput, Vec<String>> {
+    parse_validated(value)
 }
 
 /// Parses and validates maker output. A citation that names no retrieved chunk is an error, so

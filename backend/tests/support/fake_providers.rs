@@ -42,6 +42,26 @@ pub enum Reply {
     Slow(Duration, Box<Reply>),
     /// HTTP 200 with a JSON body cut off in the middle.
     Truncated,
+    /// A reply computed from the request's JSON body, for answers that must name what the
+    /// request holds (such as the chunk ids in a prompt).
+    Computed(Responder),
+}
+
+/// A function from a request body to the reply, shared so that [`Reply`] stays cloneable.
+#[derive(Clone)]
+pub struct Responder(pub Arc<dyn Fn(&Value) -> Reply + Send + Sync>);
+
+impl Responder {
+    /// Wraps `respond`.
+    pub fn new(respond: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Self {
+        Self(Arc::new(respond))
+    }
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder(..)")
+    }
 }
 
 /// A request the server received.
@@ -164,9 +184,15 @@ async fn handle(
             None,
         );
     };
-    while let Reply::Slow(wait, inner) = reply {
-        tokio::time::sleep(wait).await;
-        reply = *inner;
+    loop {
+        match reply {
+            Reply::Slow(wait, inner) => {
+                tokio::time::sleep(wait).await;
+                reply = *inner;
+            }
+            Reply::Computed(responder) => reply = (responder.0)(&body),
+            _ => break,
+        }
     }
     match shared.flavor {
         Flavor::OpenAi => openai_reply(reply, &body),

@@ -13,6 +13,7 @@ use backend::http::{
     AnyRole, ApiError, ApiJson, ApproverRole, Authorized, ClientMeta, CorrelationId, ManagerRole,
 };
 use backend::ids::parse_uuid;
+use backend::recommendations::runs;
 use backend::AppState;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -34,21 +35,32 @@ pub async fn site(
         .ok_or_else(|| ApiError::NotFound(format!("site {code} not found")))
 }
 
-/// Body of `POST /api/v1/change-sets`.
+/// Body of `POST /api/v1/change-sets`: either `operations`, or a finished recommendation run
+/// and the ids of its accepted items.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChangeSet {
-    /// Short title, 1-200 characters.
-    pub title: String,
+    /// Short title, 1-200 characters; required with `operations`, generated for a run.
+    pub title: Option<String>,
     /// Operations in order (at most 200).
-    pub operations: Vec<Operation>,
+    pub operations: Option<Vec<Operation>>,
     /// The maker's lowest confidence (0-1) when the set came from a recommendation.
     pub min_confidence: Option<f64>,
+    /// A succeeded recommendation run of the caller.
+    pub run_id: Option<String>,
+    /// Ids of the run's items to submit; they keep the run's order.
+    pub accepted_item_ids: Option<Vec<String>>,
 }
 
-/// Creates a change set (managers); 422 lists each invalid operation.
+/// Creates a change set (managers), from operations or from the accepted items of a
+/// recommendation run; risk and tier come from the change-set rules. 422 lists each invalid
+/// operation.
 #[utoipa::path(post, path = "/api/v1/change-sets", request_body = NewChangeSet, responses(
     (status = 201, body = ChangeSet),
+    (status = 400, body = backend::http::ErrorBody),
+    (status = 403, body = backend::http::ErrorBody),
+    (status = 404, body = backend::http::ErrorBody),
+    (status = 409, body = backend::http::ErrorBody),
     (status = 422, body = backend::http::ErrorBody),
 ))]
 pub async fn create(
@@ -58,25 +70,67 @@ pub async fn create(
     correlation: CorrelationId,
     ApiJson(body): ApiJson<NewChangeSet>,
 ) -> Result<Response, ApiError> {
-    if let Some(confidence) = body.min_confidence {
-        if !(0.0..=1.0).contains(&confidence) {
-            return Err(ApiError::invalid(
-                "min_confidence",
-                &confidence.to_string(),
-                "min_confidence must be between 0 and 1",
-            ));
-        }
-    }
     let caller = Caller::new(caller.principal(), &client, &correlation);
-    let change_set = store::create(
-        &state.pool,
-        &caller,
-        &body.title,
-        body.operations,
-        body.min_confidence,
-        None,
-    )
-    .await?;
+    let change_set = match (body.run_id, body.operations) {
+        (Some(run_id), None) => {
+            if body.min_confidence.is_some() {
+                return Err(ApiError::invalid(
+                    "min_confidence",
+                    "",
+                    "min_confidence comes from the run's items; leave it out with run_id",
+                ));
+            }
+            let run_id = parse_uuid("run_id", &run_id)?;
+            let accepted = body
+                .accepted_item_ids
+                .unwrap_or_default()
+                .iter()
+                .map(|id| parse_uuid("accepted_item_ids", id))
+                .collect::<Result<Vec<Uuid>, ApiError>>()?;
+            runs::create_change_set(
+                &state.pool,
+                &caller,
+                run_id,
+                &accepted,
+                body.title.as_deref(),
+            )
+            .await?
+        }
+        (None, Some(operations)) => {
+            if body.accepted_item_ids.is_some() {
+                return Err(ApiError::invalid(
+                    "accepted_item_ids",
+                    "",
+                    "accepted_item_ids needs run_id; send either operations or run_id",
+                ));
+            }
+            if let Some(confidence) = body.min_confidence {
+                if !(0.0..=1.0).contains(&confidence) {
+                    return Err(ApiError::invalid(
+                        "min_confidence",
+                        &confidence.to_string(),
+                        "min_confidence must be between 0 and 1",
+                    ));
+                }
+            }
+            store::create(
+                &state.pool,
+                &caller,
+                body.title.as_deref().unwrap_or(""),
+                operations,
+                body.min_confidence,
+                None,
+            )
+            .await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "operations",
+                "",
+                "send either operations (with a title) or run_id with accepted_item_ids",
+            ))
+        }
+    };
     Ok((StatusCode::CREATED, Json(change_set)).into_response())
 }
 

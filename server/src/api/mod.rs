@@ -1,6 +1,7 @@
 //! REST API v1: thin handlers that authenticate, parse at the edge and call the backend.
 
 pub mod changes;
+pub mod chat;
 pub mod dead_letters;
 pub mod knowledge;
 pub mod providers;
@@ -33,6 +34,15 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", get(get_user))
         .route("/conversations", post(start_conversation))
         .route("/conversations/{id}", get(get_conversation))
+        .route(
+            "/conversations/{id}/messages",
+            post(chat::post_message).get(chat::list_messages),
+        )
+        .route("/conversations/{id}/events", get(chat::events))
+        .route("/conversations/{id}/cancel", post(chat::cancel))
+        .route("/conversations/{id}/escalate", post(chat::escalate))
+        .route("/conversations/{id}/recommendations", post(chat::recommend))
+        .route("/recommendation-runs/{id}", get(chat::show_run))
         .route("/sites/{code}", get(changes::site))
         .route("/change-sets", post(changes::create).get(changes::list))
         .route("/change-sets/{id}", get(changes::show).put(changes::edit))
@@ -67,6 +77,9 @@ pub fn router() -> Router<AppState> {
     info(title = "Siteline API", version = "1", description = "Conversational facility onboarding."),
     paths(
         me, get_user, start_conversation, get_conversation,
+        chat::post_message, chat::list_messages, chat::events,
+        chat::cancel, chat::escalate, chat::recommend,
+        chat::show_run,
         dead_letters::list, dead_letters::stats, dead_letters::show, dead_letters::retry,
         dead_letters::discard, dead_letters::audit_list, dead_letters::audit_verify,
         changes::site, changes::create, changes::list, changes::show, changes::edit,
@@ -77,6 +90,11 @@ pub fn router() -> Router<AppState> {
     ),
     components(schemas(
         ErrorBody, Principal, Role, UserSummary, Conversation, StartConversation, ConversationType,
+        chat::NewMessage, chat::CancelRequest, chat::EscalateRequest,
+        chat::RunQueued, backend::conversations::messages::Message,
+        backend::conversations::messages::Posted, backend::recommendations::runs::RunView,
+        backend::recommendations::runs::ItemView, backend::recommendations::runs::StageView,
+        backend::recommendations::runs::Citation,
         dead_letters::DeadLetterPage, dead_letters::RetryRequest, dead_letters::DiscardRequest,
         changes::NewChangeSet, changes::EditChangeSet, changes::DecisionRequest,
         changes::ApplyQueued, changes::RollbackConflicts, knowledge::UrlCheck,
@@ -155,11 +173,17 @@ pub struct StartConversation {
     pub site_code: String,
     /// `new_site` or `update_site`.
     pub conversation_type: ConversationType,
+    /// When the caller already has an active conversation for the site, return it (200)
+    /// instead of failing with 409.
+    #[serde(default)]
+    pub resume: bool,
 }
 
-/// Starts a conversation about a site (managers only); 409 names the active one.
+/// Starts a conversation about a site (managers only). A 409 names the active one, unless the
+/// body sets `resume`, which returns the active one with 200.
 #[utoipa::path(post, path = "/api/v1/conversations", request_body = StartConversation, responses(
     (status = 201, body = Conversation),
+    (status = 200, body = Conversation, description = "the active conversation, resumed"),
     (status = 400, body = ErrorBody),
     (status = 403, body = ErrorBody),
     (status = 409, body = ErrorBody),
@@ -170,14 +194,26 @@ async fn start_conversation(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StartConversation>,
 ) -> Result<Response, ApiError> {
-    let conversation = conversations::start(
+    let started = conversations::start_with(
         &state.pool,
         caller.principal(),
         &body.site_code,
         body.conversation_type,
+        &state.settings.conversations,
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(conversation)).into_response())
+    .await;
+    match started {
+        Ok(conversation) => Ok((StatusCode::CREATED, Json(conversation)).into_response()),
+        Err(ApiError::Conflict {
+            existing_id: Some(existing),
+            ..
+        }) if body.resume => {
+            let id = ConversationId::parse("existing_id", &existing)?;
+            let conversation = conversations::get(&state.pool, caller.scope(), id).await?;
+            Ok((StatusCode::OK, Json(conversation)).into_response())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// One conversation of the caller's tenant. Every role may read it: approvers review the

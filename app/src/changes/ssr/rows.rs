@@ -195,7 +195,7 @@ fn key_text(kind: Kind, key: &Map<String, Value>) -> String {
 }
 
 /// Says what an operation does in plain words, e.g. `Create zone GATE-1 at site E2E-01`.
-fn summary(kind: Kind, action: Action, key: &Map<String, Value>) -> String {
+pub(crate) fn summary(kind: Kind, action: Action, key: &Map<String, Value>) -> String {
     let verb = match action {
         Action::Create => "Create",
         Action::Update => "Update",
