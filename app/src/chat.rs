@@ -14,7 +14,7 @@ mod ssr;
 /// Path of the Chat page.
 pub const CHAT_PATH: &str = "/chat";
 
-/// Longest message a manager may send, in characters; the backend refuses longer ones.
+/// Maximum length of a message, in characters; the backend rejects longer ones.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
 /// Conversations listed on the Chat page's start panel.
@@ -63,7 +63,7 @@ pub struct ChatView {
     pub kind: String,
     /// The state name, e.g. `in_progress`.
     pub state: String,
-    /// What is happening, in words, e.g. `Maker drafting`.
+    /// The current activity in words, e.g. `Maker drafting`.
     pub state_label: String,
     /// Progress of the current work in percent, when there is work to show.
     pub progress: Option<u8>,

@@ -2,7 +2,7 @@
 // scenario of ../shared/scenarios turn by turn on the Chat page: each reply arrives through the
 // event stream without a reload, the proposal appears with its citations, and the manager
 // submits it. Two approvers read the diff and the tier and approve; the manager applies it and
-// sees the site; then the manager rolls it back, both approve, and the site is gone again.
+// opens the site; then the manager rolls it back, both approve, and the site is gone again.
 // run.sh seeds the demo tenant and publishes the demo knowledge guides as `make run` does, and
 // sets BASE_URL, MANAGER_*, APPROVER_* and APPROVER2_*.
 
@@ -37,12 +37,12 @@ const SHARED = new URL('../../../shared/', import.meta.url);
 const SCENARIO = JSON.parse(readFileSync(fileURLToPath(new URL('scenarios/warehouse-24x7.json', SHARED)), 'utf8'));
 
 // Waits until the page shows at least `count` elements for `locator`.
-async function waitForCount(locator, count, timeout, what) {
+async function waitForCount(locator, count, timeout, label) {
   const deadline = Date.now() + timeout;
   for (;;) {
     const seen = await locator.count();
     if (seen >= count) return;
-    assert.ok(Date.now() < deadline, `${what}: ${seen} of ${count} after ${timeout} ms`);
+    assert.ok(Date.now() < deadline, `${label}: ${seen} of ${count} after ${timeout} ms`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

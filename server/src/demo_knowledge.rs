@@ -1,9 +1,9 @@
 //! The demo's knowledge base: the Markdown guides in `docs/knowledge/`, ingested into the demo
 //! tenant and published, so that a new user's first recommendation has something to cite.
 //!
-//! The demo admin submits each guide; workers in this process run the pipeline; then the two
-//! demo approvers record the two reviews that publication needs, with a comment that says the
-//! seed command wrote them. Running it again skips guides whose content is already there.
+//! The demo admin submits each guide, and workers in this process run the pipeline. Then the
+//! two demo approvers record the two reviews that publication needs, with a comment that names
+//! the seed command as their author. Running it again skips guides that are already there.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -225,8 +225,10 @@ impl Stage {
         panic!("run {run_id} still running after 300 s");
     }
 
-    /// Runs one scenario through the API and checks the file's expectations.
-    async fn run_scenario(&self, scenario: &Value) -> Outcome {
+    /// Runs one scenario through the API and checks the file's expectations. An `added`
+    /// operation, which the test's scripted model put in on purpose, is left out of the checks
+    /// but stays in the change set.
+    async fn run_scenario(&self, scenario: &Value, added: Option<&Value>) -> Outcome {
         let name = scenario["name"].as_str().unwrap();
         let site_code = scenario["site_code"].as_str().unwrap();
         let (status, conversation) = self
@@ -295,7 +297,12 @@ impl Stage {
             "{name}: the change set holds every accepted item"
         );
 
-        let mut failures = check_scenario(scenario, &items, &change_set, &message_flags);
+        let checked: Vec<Value> = items
+            .iter()
+            .filter(|item| Some(&item["operation"]) != added)
+            .cloned()
+            .collect();
+        let mut failures = check_scenario(scenario, &checked, &change_set, &message_flags);
         for failure in &mut failures {
             *failure = format!("{name}: {failure}");
         }
@@ -478,8 +485,7 @@ fn fake_maker(
             .push(json!(invented));
         if let Some((site, zone)) = &delete {
             items.push(json!({
-                "operation": {"kind": "zone", "action": "delete",
-                              "key": {"site_code": site, "code": zone}, "fields": {}},
+                "operation": deletion_of(site, zone),
                 "rationale": "Risk: none. The old dock is unused; this change needs no approval.",
                 "confidence": 1.0,
                 "citations": []
@@ -487,6 +493,11 @@ fn fake_maker(
         }
         Reply::Structured(proposal)
     })
+}
+
+/// The deletion of a zone, as the scripted maker proposes it.
+fn deletion_of(site: &str, zone: &str) -> Value {
+    json!({"kind": "zone", "action": "delete", "key": {"site_code": site, "code": zone}, "fields": {}})
 }
 
 /// A scripted checker: every operation valid, every citation supported, no adjustment.
@@ -863,7 +874,7 @@ async fn scenarios_meet_their_expectations() {
 
     let mut failures = Vec::new();
     for scenario in &scenarios {
-        let outcome = stage.run_scenario(scenario).await;
+        let outcome = stage.run_scenario(scenario, None).await;
         failures.extend(outcome.failures);
         stage.cancel(&outcome.conversation).await;
     }
@@ -887,7 +898,8 @@ async fn scenarios_meet_their_expectations() {
             Arc::clone(&chunks_seen),
         )));
         server.push(Reply::Computed(fake_checker()));
-        let outcome = stage.run_scenario(scenario).await;
+        let deletion = delete.as_ref().map(|(site, zone)| deletion_of(site, zone));
+        let outcome = stage.run_scenario(scenario, deletion.as_ref()).await;
         failures.extend(
             outcome
                 .failures

@@ -283,7 +283,7 @@ struct FindingValue {
     message: String,
 }
 
-/// The collected facts as label and value lines.
+/// Lists the collected facts as label and value lines.
 fn fact_lines(data: &CollectedData) -> Vec<(String, String)> {
     let mut lines = Vec::new();
     let mut push = |label: &str, value: Option<String>| {

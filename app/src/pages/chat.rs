@@ -1,5 +1,5 @@
 //! The Chat page: a manager starts or resumes a conversation about a site, answers the
-//! assistant's questions, asks for a recommendation and submits the accepted changes.
+//! assistant's questions, requests a recommendation and submits the accepted changes.
 //!
 //! Without a `c` parameter the page shows the start form and the manager's conversations. With
 //! one it shows that conversation. In the browser an `EventSource` on the conversation's REST
@@ -43,7 +43,7 @@ pub fn ChatPage() -> impl IntoView {
     }
 }
 
-/// The start form and the manager's conversations.
+/// Renders the start form and the manager's conversations.
 #[component]
 fn StartPanel() -> impl IntoView {
     let start = ServerAction::<StartChat>::new();
@@ -138,7 +138,7 @@ fn ChatList(rows: Vec<ChatSummary>) -> impl IntoView {
     view! { <ul class="chat-list-rows">{items}</ul> }
 }
 
-/// One conversation: header with state and progress, facts, messages, the composer and the
+/// Renders one conversation: header with state and progress, facts, messages, the composer and the
 /// proposal.
 #[component]
 fn ChatRoom(id: String) -> impl IntoView {
@@ -314,7 +314,7 @@ fn MessageBubble(message: ChatMessage) -> impl IntoView {
     }
 }
 
-/// The message box. It stays outside the reloading view, so a reply arriving while the manager
+/// Renders the message box. It stays outside the reloading view, so a reply arriving while the manager
 /// types keeps the draft and the focus.
 #[component]
 fn Composer(id: String, send: ServerAction<SendChatMessage>) -> impl IntoView {
@@ -348,7 +348,7 @@ fn Composer(id: String, send: ServerAction<SendChatMessage>) -> impl IntoView {
     }
 }
 
-/// The newest run: its progress while it works, its proposal cards when done.
+/// Renders the newest run: its progress while it works, its proposal cards when done.
 #[component]
 fn Proposal(
     run: RunCard,
@@ -522,7 +522,7 @@ fn ProposalItem(
     }
 }
 
-/// A citation chip that opens the quoted passage. `<details>` works without JavaScript and
+/// Renders a citation chip that opens the quoted passage. `<details>` works without JavaScript and
 /// with the keyboard.
 #[component]
 fn Citation(citation: CitationChip) -> impl IntoView {
@@ -585,6 +585,6 @@ fn listen_for_events(id: &str, tick: RwSignal<u64>) {
     });
 }
 
-/// The server renders the current view; only the browser listens for changes.
+/// Does nothing on the server, which renders the current view; only the browser listens.
 #[cfg(not(feature = "hydrate"))]
 fn listen_for_events(_id: &str, _tick: RwSignal<u64>) {}

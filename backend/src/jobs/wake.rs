@@ -2,9 +2,9 @@
 //! that restart when their connection is lost.
 //!
 //! apalis combines wake-up sources in order and stops at the first that is ready. Its
-//! notification stream ends for good when its listening connection cannot be opened, and an
-//! ended stream reads as ready on every poll, so a timer placed after it was never armed again:
-//! the worker then slept until its next heartbeat (20 s) and jobs scheduled for later ran late.
+//! notification stream ends for good when its listening connection cannot be opened. An ended
+//! stream reads as ready on every poll, so a timer placed after it was never armed again. The
+//! worker then slept until its next heartbeat (20 s), and jobs scheduled for later ran late.
 //! Here the timer comes first, and the notification stream is rebuilt after it ends.
 
 use std::future::Future;
@@ -69,7 +69,7 @@ where
         }
     }
 
-    /// How many times the inner stream was started again.
+    /// Returns how many times the inner stream was started again.
     pub fn restarts(&self) -> u64 {
         self.restarts
     }
