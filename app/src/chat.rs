@@ -17,6 +17,9 @@ pub const CHAT_PATH: &str = "/chat";
 /// Maximum length of a message, in characters; the backend rejects longer ones.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 
+/// Maximum length of an escalation reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
 /// Conversations listed on the Chat page's start panel.
 pub const LIST_LIMIT: i64 = 20;
 
@@ -280,4 +283,69 @@ pub async fn cancel_chat(id: String) -> Result<(), ServerFnError> {
     .await
     .map_err(|error| call.fail(error))?;
     Ok(())
+}
+
+/// Escalates an open conversation of the caller to the tenant's approvers, with an optional
+/// reason; it moves to error. Managers only.
+#[server(prefix = "/sfn", endpoint = "chat-escalate")]
+pub async fn escalate_chat(
+    id: String,
+    #[server(default)] reason: String,
+) -> Result<(), ServerFnError> {
+    use backend::http::ManagerRole;
+
+    let call = ssr::Call::<ManagerRole>::authorize().await?;
+    let id = ssr::parse_conversation_id(&id).map_err(|error| call.fail(error))?;
+    let reason = ssr::parse_reason(&reason).map_err(|error| call.fail(error))?;
+    backend::conversations::lifecycle::escalate(
+        &call.state.pool,
+        call.caller.principal(),
+        id,
+        &reason,
+        &call.correlation.0,
+    )
+    .await
+    .map_err(|error| call.fail(error))?;
+    Ok(())
+}
+
+/// One unread notification of the caller, such as an escalated conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRow {
+    /// Notification id.
+    pub id: String,
+    /// The sentence to show.
+    pub message: String,
+    /// Where the subject opens, e.g. `/chat?c=<id>`.
+    pub href: String,
+    /// Creation time, `YYYY-MM-DD HH:MM UTC`.
+    pub created_at: String,
+}
+
+/// Lists the caller's unread notifications, newest first. Any role.
+#[server(prefix = "/sfn", endpoint = "notifications")]
+pub async fn load_notifications() -> Result<Vec<NotificationRow>, ServerFnError> {
+    use backend::http::AnyRole;
+
+    let call = ssr::Call::<AnyRole>::authorize().await?;
+    let list = backend::notifications::unread(
+        &call.state.pool,
+        call.caller.principal(),
+        backend::notifications::MAX_LIST,
+    )
+    .await
+    .map_err(|error| call.fail(error))?;
+    Ok(list.into_iter().map(ssr::notification_row).collect())
+}
+
+/// Marks one of the caller's notifications read. Any role.
+#[server(prefix = "/sfn", endpoint = "notification-read")]
+pub async fn mark_notification_read(id: String) -> Result<(), ServerFnError> {
+    use backend::http::AnyRole;
+
+    let call = ssr::Call::<AnyRole>::authorize().await?;
+    let id = backend::ids::parse_uuid("notification", &id).map_err(|error| call.fail(error))?;
+    backend::notifications::mark_read(&call.state.pool, call.caller.principal(), id)
+        .await
+        .map_err(|error| call.fail(error))
 }

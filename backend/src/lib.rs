@@ -15,6 +15,7 @@ pub mod ids;
 pub mod jobs;
 pub mod knowledge;
 pub mod net;
+pub mod notifications;
 pub mod providers;
 pub mod recommendations;
 pub mod security;

@@ -177,6 +177,42 @@ describe('chat and approvals', () => {
     });
   });
 
+  test('an escalated conversation reaches the approvers', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const reason = 'The vault layout needs a specialist.';
+    await withPage(browser, t, {}, async (page) => {
+      await signIn(page, 'manager');
+      await waitForHydration(page);
+      await page.getByTestId('chat-site-code').fill('BANK-07');
+      await page.getByTestId('chat-start').click();
+      await page.waitForURL((url) => url.searchParams.has('c'));
+      await waitForHydration(page);
+      await page.getByTestId('chat-input').fill('A bank branch with a vault, open 9:30 to 16:30 mon-sat.');
+      await page.getByTestId('chat-send').click();
+      await waitForCount(page.locator('[data-testid="chat-message"][data-role="assistant"]'), 1, REPLY_TIMEOUT_MS, 'replies');
+      await page.getByText('Ask an approver for help').click();
+      await page.getByTestId('chat-escalate-reason').fill(reason);
+      await page.getByTestId('chat-escalate').click();
+      await waitForText(page.getByTestId('chat-state-label'), 'an approver has been asked to help');
+      await screenshot(page, 'escalate-01-manager');
+    });
+    await withPage(browser, t, {}, async (page) => {
+      await signIn(page, 'approver');
+      await waitForHydration(page);
+      await page.goto(new URL('/approvals', baseUrl).href);
+      const notification = page.getByTestId('notification').filter({ hasText: 'BANK-07' });
+      await waitForText(notification, reason);
+      await screenshot(page, 'escalate-02-approver-notified');
+      await notification.getByTestId('notification-link').click();
+      await waitForText(page.getByRole('heading', { level: 1 }), 'Chat: BANK-07');
+      await waitForText(page.getByTestId('chat-messages'), 'bank branch');
+      assert.equal(await page.getByTestId('chat-input').count(), 0, 'an approver is offered the message box');
+      await page.goto(new URL('/approvals', baseUrl).href);
+      await waitForHydration(page);
+      await page.getByTestId('notification').filter({ hasText: 'BANK-07' }).getByTestId('notification-read').click();
+      await page.getByTestId('notification').filter({ hasText: 'BANK-07' }).waitFor({ state: 'detached' });
+    });
+  });
+
   // Signs in as `role` and waits for the landing page.
   async function signIn(page, role) {
     const user = users[role];

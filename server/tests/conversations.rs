@@ -271,6 +271,25 @@ async fn escalation_notifies_approvers() {
     .unwrap();
     assert_eq!(alerts, 1);
 
+    // The approver reads the notification through the API, marks it read, and it is gone.
+    let approver = app.token(&tenant.email(Role::Approver)).await;
+    let (status, unread) = json_of(app.get_as(&approver, "/api/v1/notifications").await).await;
+    assert_eq!(status, 200, "{unread}");
+    let unread = unread.as_array().unwrap().clone();
+    assert_eq!(unread.len(), 1, "{unread:?}");
+    assert_eq!(unread[0]["subject_id"], id);
+    assert_eq!(unread[0]["kind"], "conversation.escalated");
+    let (_, managers) = json_of(app.get_as(&manager, "/api/v1/notifications").await).await;
+    assert_eq!(managers, json!([]), "the manager is not notified");
+    let notification = unread[0]["id"].as_str().unwrap();
+    let read_path = format!("/api/v1/notifications/{notification}/read");
+    let response = app.post_as(&manager, &read_path, &json!({})).await;
+    assert_eq!(response.status(), 404, "another user's notification");
+    let response = app.post_as(&approver, &read_path, &json!({})).await;
+    assert_eq!(response.status(), 204);
+    let (_, unread) = json_of(app.get_as(&approver, "/api/v1/notifications").await).await;
+    assert_eq!(unread, json!([]));
+
     // Error is terminal.
     let response = app
         .post_as(

@@ -6,12 +6,16 @@ use backend::conversations::messages::{self, Message, FLAG_INJECTION};
 use backend::conversations::{self, Conversation, ConversationState, ConversationType};
 use backend::http::{AnyRole, ApiError};
 use backend::ids::ConversationId;
+use backend::notifications::Notification;
 use backend::recommendations::runs::{self, ItemView, RunView};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ChatMessage, ChatSummary, ChatView, CitationChip, FindingLine, ProposalCard, RunCard};
+use super::{
+    ChatMessage, ChatSummary, ChatView, CitationChip, FindingLine, NotificationRow, ProposalCard,
+    RunCard,
+};
 use crate::account::ssr::invalid_value as invalid;
 pub use crate::account::ssr::Call;
 use crate::changes::ssr::rows::summary as operation_summary;
@@ -56,6 +60,26 @@ pub fn parse_submission(run_id: &str, accepted: &[String]) -> Result<(Uuid, Vec<
         .map(|id| backend::ids::parse_uuid("accepted", id))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((run, items))
+}
+
+/// Parses an escalation reason: trimmed, a default sentence when empty, at most
+/// [`super::MAX_REASON_CHARS`] characters.
+pub fn parse_reason(raw: &str) -> Result<String, ApiError> {
+    let reason = raw.trim();
+    if reason.chars().count() > super::MAX_REASON_CHARS {
+        return Err(invalid(
+            "reason",
+            raw,
+            &format!(
+                "shorten the reason to at most {} characters",
+                super::MAX_REASON_CHARS
+            ),
+        ));
+    }
+    if reason.is_empty() {
+        return Ok("the manager asked for help".to_string());
+    }
+    Ok(reason.to_string())
 }
 
 /// Loads the whole view of a conversation.
@@ -127,6 +151,20 @@ fn kind_words(kind: &str) -> &'static str {
     match kind {
         "update_site" => "Existing site",
         _ => "New site",
+    }
+}
+
+/// Converts a notification to a row with a link to its subject.
+pub fn notification_row(notification: Notification) -> NotificationRow {
+    let href = match notification.subject_type.as_str() {
+        "conversation" => format!("{}?c={}", super::CHAT_PATH, notification.subject_id),
+        _ => "/".to_string(),
+    };
+    NotificationRow {
+        id: notification.id.to_string(),
+        message: notification.message,
+        href,
+        created_at: format_minute(notification.created_at),
     }
 }
 

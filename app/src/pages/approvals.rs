@@ -7,9 +7,10 @@ use leptos_meta::Title;
 use leptos_router::components::{Form, A};
 use leptos_router::hooks::use_query_map;
 
-use super::change_parts::load_error;
+use super::change_parts::{error_text, load_error};
 use super::require_role;
 use crate::changes::{load_approvals_inbox, ChangeSetRow};
+use crate::chat::{load_notifications, MarkNotificationRead, NotificationRow};
 
 /// Path of the inbox.
 const INBOX_PATH: &str = "/approvals";
@@ -19,7 +20,7 @@ const INBOX_PATH: &str = "/approvals";
 pub fn ApprovalsPage() -> impl IntoView {
     view! {
         <Title text="Approvals · Siteline" />
-        {require_role("approver", view! { <Inbox /> })}
+        {require_role("approver", view! { <Escalations /><Inbox /> })}
     }
 }
 
@@ -52,6 +53,56 @@ fn Inbox() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// Renders the approver's unread notifications, such as escalated conversations, above the
+/// inbox; nothing when there are none.
+#[component]
+fn Escalations() -> impl IntoView {
+    let mark = ServerAction::<MarkNotificationRead>::new();
+    let list = Resource::new(move || mark.version().get(), |_| load_notifications());
+    let error = move || mark.value().get().and_then(Result::err).map(error_text);
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match list.await {
+                    Ok(rows) if rows.is_empty() => ().into_any(),
+                    Ok(rows) => view! { <EscalationList rows mark /> }.into_any(),
+                    Err(error) => load_error("Your notifications could not be loaded", error, "notifications-error"),
+                }
+            })}
+        </Transition>
+        <p class="field-error" role="alert" aria-live="assertive">{error}</p>
+    }
+}
+
+#[component]
+fn EscalationList(
+    rows: Vec<NotificationRow>,
+    mark: ServerAction<MarkNotificationRead>,
+) -> impl IntoView {
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            view! {
+                <li class="notification" data-testid="notification">
+                    <p>{row.message}</p>
+                    <p class="kb-muted">{row.created_at}</p>
+                    <A href=row.href attr:data-testid="notification-link">"Open the conversation"</A>
+                    <ActionForm action=mark attr:class="chat-inline-form">
+                        <input type="hidden" name="id" value=row.id />
+                        <button type="submit" class="button secondary" data-testid="notification-read">"Mark as read"</button>
+                    </ActionForm>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="notifications" aria-labelledby="notifications-heading" data-testid="notifications">
+            <h2 id="notifications-heading">"Needs your attention"</h2>
+            <ul class="notification-list">{items}</ul>
+        </section>
     }
 }
 

@@ -16,10 +16,11 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use super::change_parts::error_text;
 use super::require_role;
+use crate::account::CurrentUser;
 use crate::chat::{
     list_my_chats, load_chat, CancelChat, ChatMessage, ChatSummary, ChatView, CitationChip,
-    ProposalCard, RecommendNow, RunCard, SendChatMessage, StartChat, SubmitProposal, CHAT_PATH,
-    MAX_MESSAGE_CHARS,
+    EscalateChat, ProposalCard, RecommendNow, RunCard, SendChatMessage, StartChat, SubmitProposal,
+    CHAT_PATH, MAX_MESSAGE_CHARS, MAX_REASON_CHARS,
 };
 
 /// Delay between an event and the reload it causes, so a burst of events reloads once.
@@ -33,13 +34,16 @@ pub fn ChatPage() -> impl IntoView {
     let conversation = Memo::new(move |_| {
         params.with(|params| params.get("c").filter(|id| !id.trim().is_empty()))
     });
+    // Approvers open escalated conversations from their notifications, read-only; only
+    // managers start and write conversations.
+    let is_manager = use_context::<CurrentUser>().is_some_and(|user| user.has("manager"));
     let content = move || match conversation.get() {
-        Some(id) => view! { <ChatRoom id /> }.into_any(),
-        None => view! { <StartPanel /> }.into_any(),
+        Some(id) => view! { <ChatRoom id is_manager /> }.into_any(),
+        None => require_role("manager", view! { <StartPanel /> }).into_any(),
     };
     view! {
         <Title text="Chat · Siteline" />
-        {require_role("manager", content)}
+        {content}
     }
 }
 
@@ -141,7 +145,7 @@ fn ChatList(rows: Vec<ChatSummary>) -> impl IntoView {
 /// Renders one conversation: header with state and progress, facts, messages, the composer and the
 /// proposal.
 #[component]
-fn ChatRoom(id: String) -> impl IntoView {
+fn ChatRoom(id: String, is_manager: bool) -> impl IntoView {
     let tick = RwSignal::new(0u64);
     let chat_id = id.clone();
     let chat = Resource::new(move || tick.get(), move |_| load_chat(chat_id.clone()));
@@ -150,6 +154,7 @@ fn ChatRoom(id: String) -> impl IntoView {
     let send = ServerAction::<SendChatMessage>::new();
     let recommend = ServerAction::<RecommendNow>::new();
     let cancel = ServerAction::<CancelChat>::new();
+    let escalate = ServerAction::<EscalateChat>::new();
     let submit = ServerAction::<SubmitProposal>::new();
     // A finished action changes what the server holds; reload rather than wait for an event.
     Effect::new(move |_| {
@@ -157,6 +162,7 @@ fn ChatRoom(id: String) -> impl IntoView {
             send.version().get(),
             recommend.version().get(),
             cancel.version().get(),
+            escalate.version().get(),
         ];
         if finished.iter().any(|version| *version > 0) {
             tick.update(|count| *count += 1);
@@ -176,7 +182,7 @@ fn ChatRoom(id: String) -> impl IntoView {
             {move || Suspend::new(async move {
                 match chat.await {
                     Ok(view) => view! {
-                        <ChatBody view recommend cancel submit declined />
+                        <ChatBody view recommend cancel escalate submit declined is_manager />
                     }
                     .into_any(),
                     Err(error) => view! {
@@ -190,7 +196,7 @@ fn ChatRoom(id: String) -> impl IntoView {
                 }
             })}
         </Transition>
-        <Composer id send />
+        {is_manager.then(|| view! { <Composer id send /> })}
     }
 }
 
@@ -199,8 +205,10 @@ fn ChatBody(
     view: ChatView,
     recommend: ServerAction<RecommendNow>,
     cancel: ServerAction<CancelChat>,
+    escalate: ServerAction<EscalateChat>,
     submit: ServerAction<SubmitProposal>,
     declined: RwSignal<HashSet<String>>,
+    is_manager: bool,
 ) -> impl IntoView {
     let ChatView {
         id,
@@ -216,6 +224,8 @@ fn ChatBody(
         messages,
         run,
     } = view;
+    let can_recommend = can_recommend && is_manager;
+    let active = active && is_manager;
     let facts_view = (!facts.is_empty()).then(|| {
         let rows = facts
             .into_iter()
@@ -228,7 +238,7 @@ fn ChatBody(
             </details>
         }
     });
-    let awaiting = state == "awaiting_user_approval";
+    let awaiting = state == "awaiting_user_approval" && is_manager;
     let recommend_error = move || {
         recommend
             .value()
@@ -237,6 +247,7 @@ fn ChatBody(
             .map(error_text)
     };
     let cancel_error = move || cancel.value().get().and_then(Result::err).map(error_text);
+    let escalate_error = move || escalate.value().get().and_then(Result::err).map(error_text);
     let closed_note = (!can_send).then(|| {
         let text = match state.as_str() {
             "generating_recommendations" => "The assistant is preparing the proposal; messages can be sent again if you go back to questions.",
@@ -286,8 +297,23 @@ fn ChatBody(
                     </ActionForm>
                 }
             })}
-            <p class="field-error" role="alert" aria-live="assertive">{recommend_error}{cancel_error}</p>
+            <p class="field-error" role="alert" aria-live="assertive">{recommend_error}{cancel_error}{escalate_error}</p>
         </div>
+        {active.then(|| {
+            let id = id.clone();
+            view! {
+                <details class="chat-escalate">
+                    <summary>"Ask an approver for help"</summary>
+                    <ActionForm action=escalate attr:class="chat-escalate-form">
+                        <input type="hidden" name="id" value=id />
+                        <label for="chat-reason">"What do you need help with? (optional)"</label>
+                        <input id="chat-reason" name="reason" maxlength=MAX_REASON_CHARS.to_string() data-testid="chat-escalate-reason" />
+                        <p class="kb-muted">"The conversation stops, and the tenant's approvers are notified."</p>
+                        <button type="submit" class="button secondary" data-testid="chat-escalate">"Escalate"</button>
+                    </ActionForm>
+                </details>
+            }
+        })}
         {run.map(|run| view! { <Proposal run submit declined can_submit=awaiting /> })}
     }
 }

@@ -15,6 +15,7 @@ use backend::conversations::messages::{self, Message, Posted};
 use backend::conversations::{self, lifecycle, Conversation, ConversationState};
 use backend::http::{AnyRole, ApiError, ApiJson, Authorized, CorrelationId, ManagerRole};
 use backend::ids::{parse_uuid, ConversationId};
+use backend::notifications::Notification;
 use backend::recommendations::runs::{self, RunView};
 use backend::AppState;
 use futures::Stream;
@@ -328,6 +329,40 @@ impl Watcher {
         self.finished = !active;
         Ok(())
     }
+}
+
+/// Lists the caller's unread notifications, newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", responses(
+    (status = 200, body = Vec<Notification>),
+))]
+pub async fn notifications(
+    caller: Authorized<AnyRole>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Notification>>, ApiError> {
+    let list = backend::notifications::unread(
+        &state.pool,
+        caller.principal(),
+        backend::notifications::MAX_LIST,
+    )
+    .await?;
+    Ok(Json(list))
+}
+
+/// Marks one of the caller's notifications read.
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/read",
+    params(("id" = String, Path, description = "Notification id (UUID)")), responses(
+    (status = 204),
+    (status = 400, body = backend::http::ErrorBody),
+    (status = 404, body = backend::http::ErrorBody),
+))]
+pub async fn read_notification(
+    caller: Authorized<AnyRole>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    backend::notifications::mark_read(&state.pool, caller.principal(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Parses an optional JSON body: an empty body is the default request.

@@ -43,6 +43,8 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/escalate", post(chat::escalate))
         .route("/conversations/{id}/recommendations", post(chat::recommend))
         .route("/recommendation-runs/{id}", get(chat::show_run))
+        .route("/notifications", get(chat::notifications))
+        .route("/notifications/{id}/read", post(chat::read_notification))
         .route("/sites/{code}", get(changes::site))
         .route("/change-sets", post(changes::create).get(changes::list))
         .route("/change-sets/{id}", get(changes::show).put(changes::edit))
@@ -79,7 +81,7 @@ pub fn router() -> Router<AppState> {
         me, get_user, start_conversation, get_conversation,
         chat::post_message, chat::list_messages, chat::events,
         chat::cancel, chat::escalate, chat::recommend,
-        chat::show_run,
+        chat::show_run, chat::notifications, chat::read_notification,
         dead_letters::list, dead_letters::stats, dead_letters::show, dead_letters::retry,
         dead_letters::discard, dead_letters::audit_list, dead_letters::audit_verify,
         changes::site, changes::create, changes::list, changes::show, changes::edit,
@@ -94,7 +96,7 @@ pub fn router() -> Router<AppState> {
         chat::RunQueued, backend::conversations::messages::Message,
         backend::conversations::messages::Posted, backend::recommendations::runs::RunView,
         backend::recommendations::runs::ItemView, backend::recommendations::runs::StageView,
-        backend::recommendations::runs::Citation,
+        backend::recommendations::runs::Citation, backend::notifications::Notification,
         dead_letters::DeadLetterPage, dead_letters::RetryRequest, dead_letters::DiscardRequest,
         changes::NewChangeSet, changes::EditChangeSet, changes::DecisionRequest,
         changes::ApplyQueued, changes::RollbackConflicts, knowledge::UrlCheck,
