@@ -293,9 +293,9 @@ async fn scheduled_job_waits_for_its_time() {
 }
 
 /// A job scheduled for later runs on time when no notification ever arrives, as after the
-/// listening connection failed for good: the poll timer alone wakes the worker. Before the timer
-/// came first in the wake-up order, an ended notification stream left the worker asleep until
-/// its next heartbeat, 20 s later.
+/// listening connection failed for good: the poll ticker alone wakes the worker. With the
+/// timer after the ended stream, or with apalis's own interval first, the worker slept until
+/// its next heartbeat 20 s later (always, or in about one run in five).
 #[tokio::test]
 async fn scheduled_job_runs_without_notifications() {
     let pool = backend::testing::fresh_pool().await;

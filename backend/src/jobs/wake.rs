@@ -1,18 +1,20 @@
-//! What wakes a job worker: a timer that always runs, and PostgreSQL notifications of new jobs
-//! that restart when their connection is lost.
+//! What wakes a job worker: a ticker that is armed after every poll, and PostgreSQL
+//! notifications of new jobs that restart when their connection is lost.
 //!
 //! apalis combines wake-up sources in order and stops at the first that is ready. Its
 //! notification stream ends for good when its listening connection cannot be opened. An ended
 //! stream reads as ready on every poll, so a timer placed after it was never armed again. The
 //! worker then slept until its next heartbeat (20 s), and jobs scheduled for later ran late.
-//! Here the timer comes first, and the notification stream is rebuilt after it ends.
+//! apalis's own interval, placed first, still lost about one wake-up in five in tests: when it
+//! fires it makes a new timer without polling it, and nothing then arms that timer. The
+//! [`Ticker`] here polls its interval until it is pending, so a tick is always due next.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use apalis::prelude::Strategy;
+use apalis::prelude::{PollSnapshot, PollStrategy, Strategy};
 use apalis_postgres::Pubsub;
 use futures::Stream;
 use sqlx::PgPool;
@@ -31,15 +33,53 @@ pub fn strategy(pool: &PgPool, queue: &str, poll_interval: Duration) -> Strategy
     with_notifications(poll_interval, notifications)
 }
 
-/// Combines a timer of `poll_interval` with `notifications`, the timer first so that it is
-/// armed on every poll whatever the notifications do.
+/// Combines a [`Ticker`] of `poll_interval` with `notifications`, the ticker first so that it
+/// is armed on every poll whatever the notifications do.
 pub fn with_notifications<S>(poll_interval: Duration, notifications: S) -> Strategy
 where
     S: Stream + Unpin + Send + Sync + 'static,
 {
     Strategy::new()
-        .interval(poll_interval)
+        .apply(Ticker::new(poll_interval))
         .stream(notifications)
+}
+
+/// A wake-up source that fires every period and is armed again in the same poll.
+pub struct Ticker {
+    period: Duration,
+    interval: Option<tokio::time::Interval>,
+}
+
+impl Ticker {
+    /// Creates a ticker of `period`; its timer starts on the first poll, inside the runtime.
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period: period.max(Duration::from_millis(1)),
+            interval: None,
+        }
+    }
+}
+
+impl PollStrategy for Ticker {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _snapshot: &PollSnapshot) -> Poll<Option<()>> {
+        let period = self.period;
+        let interval = self.interval.get_or_insert_with(|| {
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
+        // Poll until pending: the last poll registers the waker for the next tick.
+        let mut fired = false;
+        while interval.poll_tick(cx).is_ready() {
+            fired = true;
+        }
+        if fired {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 /// A stream that never ends: when the stream made by its factory ends or yields an error, it
@@ -124,6 +164,41 @@ mod tests {
     use futures::StreamExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    /// Counts how often it is woken.
+    struct CountingWaker(AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn ticker_rearms_when_it_fires() {
+        let period = Duration::from_millis(20);
+        let mut ticker = Ticker::new(period);
+        let snapshot = PollSnapshot::default();
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+
+        assert!(ticker.poll_drive(&mut cx, &snapshot).is_pending());
+        tokio::time::sleep(period * 2).await;
+        assert!(
+            counter.0.load(Ordering::SeqCst) >= 1,
+            "the first tick woke the task"
+        );
+        assert!(ticker.poll_drive(&mut cx, &snapshot).is_ready());
+
+        // No further poll: the poll that fired must already have armed the next tick.
+        let woken = counter.0.load(Ordering::SeqCst);
+        tokio::time::sleep(period * 3).await;
+        assert!(
+            counter.0.load(Ordering::SeqCst) > woken,
+            "the next tick woke the task without another poll"
+        );
+    }
 
     #[tokio::test]
     async fn ended_stream_is_started_again_after_the_delay() {
