@@ -401,7 +401,7 @@ fn openai_gateway(pool: &PgPool, server: &FakeServer) -> Gateway {
     Gateway::from_settings(pool.clone(), &settings).unwrap()
 }
 
-/// The fenced data blocks of a chat request's user turn: label, attributes and text.
+/// Reads the fenced data blocks of a chat request's user turn: label, attributes and text.
 fn data_blocks(request: &Value) -> Vec<(String, BTreeMap<String, String>, String)> {
     let user = request["messages"]
         .as_array()
@@ -438,9 +438,9 @@ fn data_blocks(request: &Value) -> Vec<(String, BTreeMap<String, String>, String
     blocks
 }
 
-/// A scripted maker: it reads the facts and the chunks from the prompt, proposes what the
-/// offline rules would, then adds a citation of a chunk it was never given and, when `delete`
-/// names a zone, a deletion of that zone that claims to carry no risk.
+/// Builds a scripted maker. It reads the facts and the chunks from the prompt and proposes what
+/// the offline rules would. Then it adds a citation of a chunk it was never given, and, when
+/// `delete` names a zone, a deletion of that zone that claims to carry no risk.
 fn fake_maker(
     invented: Uuid,
     delete: Option<(String, String)>,

@@ -146,8 +146,8 @@ pub fn register(
 struct StageHandler {
     stage: Stage,
     embedder: Arc<dyn Embedder>,
-    /// The model providers the maker and the checker ask first; the offline rules answer when
-    /// none is configured or usable.
+    /// The model providers that the maker and the checker call first. The offline rules respond
+    /// when none is configured or usable.
     gateway: Arc<Gateway>,
 }
 
@@ -371,7 +371,7 @@ impl StageHandler {
 }
 
 impl StageHandler {
-    /// Proposes operations: a model provider through the gateway when one answers, else the
+    /// Proposes operations: a model provider through the gateway when one responds, else the
     /// offline maker. Both outputs pass the same strict parse.
     async fn maker(&self, job: &JobContext, run: &Run) -> Result<Value, JobError> {
         let chunks = run.retrieved();
@@ -401,7 +401,7 @@ impl StageHandler {
         Ok(json!(output))
     }
 
-    /// Checks the maker's operations: a model provider through the gateway when one answers,
+    /// Checks the maker's operations: a model provider through the gateway when one responds,
     /// else the offline rules against the chunks and the tenant's configuration.
     async fn checker(&self, job: &JobContext, run: &Run) -> Result<Value, JobError> {
         let maker = run
@@ -457,18 +457,18 @@ impl StageHandler {
             .map_err(JobError::from)?;
         match answer {
             Answer::Model(answer) => {
-                tracing::info!(run_id = %run.id, template, provider = answer.provider.as_str(), model = answer.model, repaired = answer.repaired, "answered by a model");
+                tracing::info!(run_id = %run.id, template, provider = answer.provider.as_str(), model = answer.model, repaired = answer.repaired, "a model responded");
                 Ok(Some(answer.output))
             }
             Answer::Offline(reason) => {
-                tracing::info!(run_id = %run.id, template, reason = ?reason, "answered by the offline rules");
+                tracing::info!(run_id = %run.id, template, reason = ?reason, "the offline rules responded");
                 Ok(None)
             }
         }
     }
 }
 
-/// The run's retrieved chunks as fenced data blocks; a citation names a block's id.
+/// Converts the run's retrieved chunks to fenced data blocks; a citation names a block's id.
 fn chunk_blocks(chunks: &[RetrievedChunk]) -> Vec<DataBlock> {
     chunks
         .iter()
@@ -483,7 +483,7 @@ fn chunk_blocks(chunks: &[RetrievedChunk]) -> Vec<DataBlock> {
         .collect()
 }
 
-/// The user messages of the run's conversation, oldest first, as fenced data blocks.
+/// Loads the user messages of the run's conversation, oldest first, as fenced data blocks.
 async fn user_messages(pool: &PgPool, run: &Run) -> Result<Vec<DataBlock>, JobError> {
     let rows: Vec<(Uuid, String, Vec<String>)> = sqlx::query_as(
         "SELECT id, text, flags FROM conversation_messages \
