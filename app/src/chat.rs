@@ -118,7 +118,7 @@ pub struct ProposalCard {
     pub action: String,
     /// The values the operation sets, e.g. `importance: 4`.
     pub fields: Vec<(String, String)>,
-    /// Why the maker proposes it.
+    /// The maker's reason for the operation.
     pub rationale: String,
     /// Confidence after the checker's adjustment, in percent.
     pub confidence: u8,
@@ -128,7 +128,7 @@ pub struct ProposalCard {
     pub findings: Vec<FindingLine>,
 }
 
-/// One citation: where the evidence comes from and what it says.
+/// One citation: the source document and the quoted passage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CitationChip {
     /// The chunk id.
@@ -316,7 +316,7 @@ pub struct NotificationRow {
     pub id: String,
     /// The sentence to show.
     pub message: String,
-    /// Where the subject opens, e.g. `/chat?c=<id>`.
+    /// Link to the subject, e.g. `/chat?c=<id>`.
     pub href: String,
     /// Creation time, `YYYY-MM-DD HH:MM UTC`.
     pub created_at: String,

@@ -17,7 +17,7 @@ pub const MAX_LIST: i64 = 100;
 pub struct Notification {
     /// Notification id.
     pub id: Uuid,
-    /// What happened, e.g. `conversation.escalated`.
+    /// The event, e.g. `conversation.escalated`.
     pub kind: String,
     /// The kind of thing it is about, e.g. `conversation`.
     pub subject_type: String,

@@ -275,7 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Jobs { .. }
     );
     // Operator commands print their results; their logs show warnings only unless RUST_LOG
-    // asks for more, so the demo seed's workers do not drown its progress lines.
+    // requests more, so the demo seed's workers do not drown its progress lines.
     if is_admin {
         telemetry::init(LogFormat::Text, "warn");
     } else {

@@ -495,12 +495,12 @@ fn fake_maker(
     })
 }
 
-/// The deletion of a zone, as the scripted maker proposes it.
+/// Builds the deletion of a zone, as the scripted maker proposes it.
 fn deletion_of(site: &str, zone: &str) -> Value {
     json!({"kind": "zone", "action": "delete", "key": {"site_code": site, "code": zone}, "fields": {}})
 }
 
-/// A scripted checker: every operation valid, every citation supported, no adjustment.
+/// Builds a scripted checker: every operation valid, every citation supported, no adjustment.
 fn fake_checker() -> Responder {
     Responder::new(|request| {
         let blocks = data_blocks(request);
@@ -852,7 +852,7 @@ fn forbidden_days_match_shift_weekdays() {
     assert!(!matches_forbidden(&forbidden, &weekday));
 }
 
-/// Every scenario twice: with the offline rules, then with maker and checker answers from a
+/// Every scenario twice: with the offline rules, then with maker and checker output from a
 /// fake OpenAI-compatible server that cites a chunk it was never given and, in the two-approver
 /// scenario, deletes an existing zone while claiming the change carries no risk.
 #[tokio::test]

@@ -90,7 +90,7 @@ pub fn parse_decision(raw: &str) -> Result<Decision, ApiError> {
 }
 
 /// Formats a time as `YYYY-MM-DD HH:MM UTC`.
-fn format_minute(at: OffsetDateTime) -> String {
+pub(crate) fn format_minute(at: OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     at.to_offset(time::UtcOffset::UTC)
         .format(format)

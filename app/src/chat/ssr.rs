@@ -18,6 +18,7 @@ use super::{
 };
 use crate::account::ssr::invalid_value as invalid;
 pub use crate::account::ssr::Call;
+use crate::changes::ssr::format_minute;
 use crate::changes::ssr::rows::summary as operation_summary;
 
 /// Parses a conversation id, naming the value when it is not a UUID.
@@ -415,14 +416,6 @@ fn value_text(value: &Value) -> String {
 /// Converts a fraction in [0, 1] to a whole percentage.
 fn percent(fraction: f64) -> u8 {
     (fraction.clamp(0.0, 1.0) * 100.0).round() as u8
-}
-
-/// Formats a time as `YYYY-MM-DD HH:MM UTC`.
-fn format_minute(at: OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    at.to_offset(time::UtcOffset::UTC)
-        .format(format)
-        .unwrap_or_else(|_| at.to_string())
 }
 
 /// Formats a time of day as `HH:MM UTC`.

@@ -65,7 +65,7 @@ pub struct Message {
 pub struct Posted {
     /// The stored user message.
     pub message_id: Uuid,
-    /// The turn job that will answer it.
+    /// The turn job that will write the reply.
     pub job_id: Uuid,
     /// Screening flags of the message.
     pub flags: Vec<String>,
@@ -75,7 +75,7 @@ const COLUMNS: &str = "id, conversation_id, role, text, flags, screening_score, 
                        screening_reasons, reply_to, created_at";
 
 /// Screens and stores a message of the conversation's manager, and queues the turn job that
-/// answers it. The conversation must be started or in progress.
+/// replies to it. The conversation must be started or in progress.
 pub async fn post(
     pool: &PgPool,
     principal: &Principal,

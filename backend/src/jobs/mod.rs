@@ -156,7 +156,7 @@ pub fn net_error(error: crate::net::FetchError) -> JobError {
     JobError::network(message)
 }
 
-/// What job handlers call outside the database: the knowledge embedder and the model providers.
+/// Services that job handlers call outside the database: the embedder and the model providers.
 #[derive(Clone)]
 pub struct Services {
     /// Embeds knowledge chunks and search queries.
@@ -166,7 +166,7 @@ pub struct Services {
 }
 
 impl Services {
-    /// The embedded defaults: the local model that `settings` name, loaded on first use, and
+    /// Builds the embedded defaults: the local model that `settings` name, loaded on first use, and
     /// no model provider but the offline rules.
     pub fn local(pool: &PgPool, settings: &JobSettings) -> Self {
         Self {

@@ -1,4 +1,4 @@
-//! What wakes a job worker: a ticker that is armed after every poll, and PostgreSQL
+//! Wake-up sources of a job worker: a ticker that is armed after every poll, and PostgreSQL
 //! notifications of new jobs that restart when their connection is lost.
 //!
 //! apalis combines wake-up sources in order and stops at the first that is ready. Its

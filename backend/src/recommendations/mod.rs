@@ -141,9 +141,9 @@ pub const MAKER_SCHEMA_NAME: &str = "siteline_proposal";
 /// Name of the checker's output schema in model requests.
 pub const CHECKER_SCHEMA_NAME: &str = "siteline_review";
 
-/// The JSON schema of [`MakerOutput`] sent to models. Operation keys and fields differ by kind,
-/// so they are open objects here and the schema is not sent as strict; the parse that follows
-/// is strict.
+/// Returns the JSON schema of [`MakerOutput`] sent to models. Operation keys and fields differ
+/// by kind, so they are open objects here and the schema is not sent as strict. The parse that
+/// follows is strict.
 pub fn maker_schema() -> Value {
     json!({
         "type": "object",
@@ -184,7 +184,7 @@ pub fn maker_schema() -> Value {
     })
 }
 
-/// The JSON schema of [`CheckerOutput`] sent to models.
+/// Returns the JSON schema of [`CheckerOutput`] sent to models.
 pub fn checker_schema() -> Value {
     json!({
         "type": "object",

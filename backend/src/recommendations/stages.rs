@@ -441,8 +441,8 @@ impl StageHandler {
         parse: impl Fn(&Value) -> Result<T, Vec<String>>,
     ) -> Result<Option<T>, JobError> {
         let mut request = request.map_err(|error| JobError::permanent(error.to_string()))?;
-        // Operation keys and fields are open objects, which strict mode refuses; the parse
-        // after the answer is strict.
+        // Operation keys and fields are open objects, which strict mode rejects. The parse of
+        // the response is strict instead.
         request.strict_schema = false;
         let answer = self
             .gateway
