@@ -328,6 +328,7 @@ pub async fn search_knowledge(q: String) -> Result<Vec<SearchResult>, ServerFnEr
         &call.state.pool,
         call.state.embedder.as_ref(),
         call.tenant(),
+        &call.correlation.0,
         &query,
         SEARCH_RESULTS,
     )

@@ -19,6 +19,10 @@ pub struct BucketBar {
     pub p50: String,
     /// 95th percentile latency.
     pub p95: String,
+    /// Median latency in whole milliseconds, for the latency chart; `None` without calls.
+    pub p50_ms: Option<u32>,
+    /// 95th percentile latency in whole milliseconds.
+    pub p95_ms: Option<u32>,
 }
 
 /// One failed call.
@@ -182,6 +186,8 @@ mod ssr {
                     errors: bucket.errors,
                     p50: millis(bucket.p50_ms),
                     p95: millis(bucket.p95_ms),
+                    p50_ms: bucket.p50_ms.map(whole_millis),
+                    p95_ms: bucket.p95_ms.map(whole_millis),
                 })
                 .collect(),
             recent_errors: status
@@ -194,6 +200,12 @@ mod ssr {
                 })
                 .collect(),
         }
+    }
+
+    /// Rounds a latency to whole milliseconds; latencies are recorded as whole milliseconds,
+    /// so the cast only drops the fraction a percentile interpolates.
+    fn whole_millis(ms: f64) -> u32 {
+        ms.round().clamp(0.0, u32::MAX as f64) as u32
     }
 
     fn display_name(key: &str) -> String {

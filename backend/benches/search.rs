@@ -174,7 +174,7 @@ async fn bench(sizes: &[usize], query_count: usize) -> Result<(), String> {
             exact.push(started.elapsed());
 
             let started = Instant::now();
-            let hits = search(&pool, tenant, &query_text, &vector, K)
+            let hits = search(&pool, tenant, &query_text, &vector, "synthetic", K)
                 .await
                 .map_err(sql)?;
             hybrid.push(started.elapsed());

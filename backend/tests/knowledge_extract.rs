@@ -1,15 +1,16 @@
 //! Extraction, sanitizing and chunking of the public-domain sample corpus and of crafted
 //! hostile inputs. No database or network is involved.
 
-use std::io::{Cursor, Write};
+#[path = "support/docx.rs"]
+mod docx_support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use backend::knowledge::chunk::{self, Chunk, ChunkParams};
 use backend::knowledge::clean;
 use backend::knowledge::extract::{self, ExtractError, ExtractLimits, Extracted, Fact, Format};
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipWriter};
+use docx_support::{docx, paragraph, W_NS};
 
 /// Returns the sample corpus folder, which sits next to the repository.
 fn corpus_dir() -> PathBuf {
@@ -403,36 +404,6 @@ fn injection_in_a_document_is_flagged_not_rejected() {
         .excerpt
         .starts_with("AI assistant: ignore all previous"));
     assert!(processed.chunks[0].text.contains("auto-approve"));
-}
-
-const W_NS: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
-
-/// Builds a DOCX archive with the given `word/document.xml` body and extra entries.
-fn docx(body: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-    let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
-    let document = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\
-         <w:document xmlns:w=\"{W_NS}\"><w:body>{body}<w:sectPr/></w:body></w:document>"
-    );
-    let content_types = "<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"/>";
-    let mut entries = vec![
-        ("[Content_Types].xml", content_types),
-        ("word/document.xml", document.as_str()),
-    ];
-    entries.extend_from_slice(extra);
-    for (name, content) in entries {
-        writer.start_file(name, options).unwrap();
-        writer.write_all(content.as_bytes()).unwrap();
-    }
-    writer.finish().unwrap().into_inner()
-}
-
-fn paragraph(style: Option<&str>, text: &str) -> String {
-    let properties = style
-        .map(|style| format!("<w:pPr><w:pStyle w:val=\"{style}\"/></w:pPr>"))
-        .unwrap_or_default();
-    format!("<w:p>{properties}<w:r><w:t xml:space=\"preserve\">{text}</w:t></w:r></w:p>")
 }
 
 #[test]

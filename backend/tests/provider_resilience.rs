@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
+use url::Url;
 
 const OPENAI_KEY: &str = "sk-gateway-openai-0123456789KEYVALUE";
 const ANTHROPIC_KEY: &str = "sk-ant-gateway-9876543210KEYVALUE";
@@ -89,21 +90,25 @@ fn invalid_plan() -> Value {
 /// Settings with unlimited rates and budget and a short open period, so tests choose what they
 /// limit.
 fn settings(openai: Option<&FakeServer>, anthropic: Option<&FakeServer>) -> ProviderSettings {
+    settings_for(
+        openai.map(|server| &server.base_url),
+        anthropic.map(|server| &server.base_url),
+    )
+}
+
+/// [`settings`] for servers known only by their base URLs, as a child process receives them.
+fn settings_for(openai: Option<&Url>, anthropic: Option<&Url>) -> ProviderSettings {
     let mut chain = Vec::new();
-    let openai = openai.map(|server| {
+    let openai = openai.map(|base_url| {
         chain.push(ProviderKind::OpenAiCompatible);
-        let mut config = OpenAiConfig::new(server.base_url.clone(), "gpt-fake")
-            .with_api_key(Secret::new(OPENAI_KEY));
+        let mut config =
+            OpenAiConfig::new(base_url.clone(), "gpt-fake").with_api_key(Secret::new(OPENAI_KEY));
         config.embedding_model = Some("embed-fake".to_string());
         config
     });
-    let anthropic = anthropic.map(|server| {
+    let anthropic = anthropic.map(|base_url| {
         chain.push(ProviderKind::Anthropic);
-        AnthropicConfig::new(
-            server.base_url.clone(),
-            Secret::new(ANTHROPIC_KEY),
-            "claude-fake",
-        )
+        AnthropicConfig::new(base_url.clone(), Secret::new(ANTHROPIC_KEY), "claude-fake")
     });
     ProviderSettings {
         chain,
@@ -133,16 +138,6 @@ async fn tenant(pool: &PgPool, slug: &str) -> TenantId {
         .await
         .unwrap()
         .id
-}
-
-/// Opens a second pool to the same database, as a second process would.
-async fn second_process_pool(pool: &PgPool) -> PgPool {
-    let options = pool.connect_options().as_ref().clone();
-    PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap()
 }
 
 /// Waits for the next minute when fewer than 3 seconds of this one are left, so that two
@@ -645,27 +640,207 @@ async fn failed_probe_reopens_breaker() {
     );
 }
 
+/// Environment of [`child_process_call`]: the test database, the tenant and the fake servers.
+const CHILD_DATABASE: &str = "SITELINE_TEST_CHILD_DATABASE";
+const CHILD_TENANT: &str = "SITELINE_TEST_CHILD_TENANT";
+const CHILD_OPENAI: &str = "SITELINE_TEST_CHILD_OPENAI";
+const CHILD_ANTHROPIC: &str = "SITELINE_TEST_CHILD_ANTHROPIC";
+
+/// One gateway call made by a separate operating-system process. The parent test runs this test
+/// binary again with only this test selected and the `SITELINE_TEST_CHILD_*` variables set.
+/// Run on its own, it returns at once.
+#[tokio::test]
+#[ignore = "run by second_process_sees_open_breaker as a child process"]
+async fn child_process_call() {
+    let Ok(database) = std::env::var(CHILD_DATABASE) else {
+        return;
+    };
+    let admin: sqlx::postgres::PgConnectOptions = std::env::var("DATABASE_URL")
+        .expect("the parent passes DATABASE_URL on")
+        .parse()
+        .unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(admin.database(&database))
+        .await
+        .unwrap();
+    let tenant = TenantId(std::env::var(CHILD_TENANT).unwrap().parse().unwrap());
+    let openai: Url = std::env::var(CHILD_OPENAI).unwrap().parse().unwrap();
+    let anthropic: Url = std::env::var(CHILD_ANTHROPIC).unwrap().parse().unwrap();
+    let gateway = gateway(&pool, &settings_for(Some(&openai), Some(&anthropic)));
+
+    let answer = expect_model(chat(&gateway, tenant).await);
+    let skipped: Vec<String> = answer
+        .skipped
+        .iter()
+        .map(|skip| match skip.reason {
+            SkipReason::BreakerOpen { .. } => format!("{}:breaker_open", skip.provider.as_str()),
+            ref other => format!("{}:{other:?}", skip.provider.as_str()),
+        })
+        .collect();
+    println!(
+        "CHILD-ANSWER pid={} provider={} skipped={}",
+        std::process::id(),
+        answer.provider.as_str(),
+        skipped.join(",")
+    );
+}
+
 #[tokio::test]
 async fn second_process_sees_open_breaker() {
     let pool = fresh_pool().await;
     let acme = tenant(&pool, "acme").await;
     let openai = FakeServer::start(Flavor::OpenAi).await;
     let anthropic = FakeServer::start(Flavor::Anthropic).await;
-    let settings = settings(Some(&openai), Some(&anthropic));
-    let first_process = gateway(&pool, &settings);
+    let first_process = gateway(&pool, &settings(Some(&openai), Some(&anthropic)));
     open_openai_breaker(&first_process, acme, &openai, &anthropic).await;
-
-    let other_pool = second_process_pool(&pool).await;
-    let second_process = gateway(&other_pool, &settings);
-    anthropic.push(Reply::Structured(valid_plan()));
-    let answer = expect_model(chat(&second_process, acme).await);
-
-    assert_eq!(answer.provider, ProviderKind::Anthropic);
-    assert!(matches!(
-        answer.skipped[0].reason,
-        SkipReason::BreakerOpen { .. }
-    ));
     assert_eq!(openai.requests().len(), 3);
+    assert_eq!(anthropic.requests().len(), 3);
+
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    anthropic.push(Reply::Structured(valid_plan()));
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_process_call",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DATABASE, &database)
+        .env(CHILD_TENANT, acme.0.to_string())
+        .env(CHILD_OPENAI, openai.base_url.as_str())
+        .env(CHILD_ANTHROPIC, anthropic.base_url.as_str())
+        .output()
+        .await
+        .expect("the test binary runs again as a child process");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+
+    // libtest prints the test's name on the same line before its output.
+    let line = stdout
+        .lines()
+        .find_map(|line| line.find("CHILD-ANSWER ").map(|at| &line[at..]))
+        .unwrap_or_else(|| panic!("the child printed no answer: {stdout}"));
+    let child_pid: u32 = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(
+        child_pid,
+        std::process::id(),
+        "the call ran in another process"
+    );
+    assert!(
+        line.contains(" provider=anthropic skipped=openai_compatible:breaker_open"),
+        "{line}"
+    );
+    assert_eq!(
+        openai.requests().len(),
+        3,
+        "the child process did not touch OpenAI"
+    );
+    assert_eq!(anthropic.requests().len(), 4, "the child used the fallback");
+}
+
+#[tokio::test]
+async fn breaker_reopens_after_sixty_seconds() {
+    let pool = fresh_pool().await;
+    let acme = tenant(&pool, "acme").await;
+    let openai = FakeServer::start(Flavor::OpenAi).await;
+    let anthropic = FakeServer::start(Flavor::Anthropic).await;
+    let mut settings = settings(Some(&openai), Some(&anthropic));
+    settings.breaker = BreakerSettings::default();
+    let gateway = Arc::new(gateway(&pool, &settings));
+    open_openai_breaker(&gateway, acme, &openai, &anthropic).await;
+
+    let open_seconds: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM reopens_at - opened_at)::float8 FROM provider_breakers \
+          WHERE tenant_id = $1 AND provider = 'openai_compatible'",
+    )
+    .bind(acme.0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(open_seconds, 60.0);
+
+    // Instead of sleeping, move the breaker's times back: 58 s after opening it is still open.
+    let back_date = |seconds: f64| {
+        sqlx::query(
+            "UPDATE provider_breakers \
+                SET opened_at = opened_at - make_interval(secs => $2), \
+                    reopens_at = reopens_at - make_interval(secs => $2), \
+                    failures = ARRAY(SELECT f - make_interval(secs => $2) FROM unnest(failures) f) \
+              WHERE tenant_id = $1 AND provider = 'openai_compatible'",
+        )
+        .bind(acme.0)
+        .bind(seconds)
+        .execute(&pool)
+    };
+    back_date(58.0).await.unwrap();
+    anthropic.push(Reply::Structured(valid_plan()));
+    let still_open = expect_model(chat(&gateway, acme).await);
+    assert!(
+        matches!(still_open.skipped[0].reason, SkipReason::BreakerOpen { .. }),
+        "{:?}",
+        still_open.skipped
+    );
+    assert_eq!(openai.requests().len(), 3);
+
+    // At 61 s, eight callers arrive together: one probe reaches OpenAI, seven use Anthropic.
+    back_date(3.0).await.unwrap();
+    openai.push(Reply::Slow(
+        Duration::from_millis(1_500),
+        Box::new(Reply::Structured(valid_plan())),
+    ));
+    for _ in 0..7 {
+        anthropic.push(Reply::Structured(valid_plan()));
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let gateway = Arc::clone(&gateway);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                chat(&gateway, acme).await
+            })
+        })
+        .collect();
+    let mut by_openai = 0;
+    let mut waited_for_probe = 0;
+    for caller in callers {
+        let answer = expect_model(caller.await.unwrap());
+        match answer.provider {
+            ProviderKind::OpenAiCompatible => by_openai += 1,
+            _ => {
+                assert!(
+                    matches!(answer.skipped[0].reason, SkipReason::ProbeRunning),
+                    "{:?}",
+                    answer.skipped
+                );
+                waited_for_probe += 1;
+            }
+        }
+    }
+    assert_eq!(by_openai, 1, "exactly one probe");
+    assert_eq!(waited_for_probe, 7);
+    assert_eq!(openai.requests().len(), 4, "one request reached OpenAI");
+    assert_eq!(
+        breaker_state(&pool, acme, "openai_compatible")
+            .await
+            .as_deref(),
+        Some("closed")
+    );
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@ use backend::jobs::ErrorClass;
 use backend::providers::output::{parse_validated, with_repair, Validate, Violations};
 use backend::providers::screening::screen;
 use backend::providers::{
-    AnthropicConfig, AnthropicProvider, ChatRequest, OpenAiConfig, OpenAiProvider, Provider,
-    ProviderError, SchemaDialect, Secret, ANTHROPIC_VERSION,
+    AnthropicConfig, AnthropicProvider, ChatRequest, KeyHeader, OpenAiConfig, OpenAiProvider,
+    Provider, ProviderError, SchemaDialect, Secret, ANTHROPIC_VERSION,
 };
 use fake_providers::{FakeServer, Flavor, Reply};
 use serde::Deserialize;
@@ -159,6 +159,50 @@ async fn openai_structured_answer() {
     assert_eq!(sent.body["messages"][0]["role"], "system");
     assert_eq!(sent.body["messages"][1]["role"], "user");
     assert_eq!(sent.body["max_tokens"], 4096);
+}
+
+#[tokio::test]
+async fn azure_deployment_request_shape() {
+    let server = FakeServer::start(Flavor::OpenAi).await;
+    server.push(Reply::Structured(valid_plan()));
+    let mut deployment = server.base_url.clone();
+    deployment.set_path("/openai/deployments/zones-gpt");
+    let mut config =
+        OpenAiConfig::new(deployment, "gpt-fake").with_api_key(Secret::new(OPENAI_KEY));
+    config.key_header = KeyHeader::ApiKey;
+    config.api_version = Some("2024-10-21".to_string());
+    config.embedding_model = Some("embed-fake".to_string());
+    let provider = OpenAiProvider::new(config).unwrap();
+
+    let response = provider.chat_structured(&request()).await.unwrap();
+    let embedded = provider.embed(&["Main gate".to_string()]).await.unwrap();
+
+    assert_eq!(response.value, valid_plan());
+    assert_eq!(embedded.vectors.len(), 1);
+    let sent = server.requests();
+    assert_eq!(
+        sent[0].path,
+        "/openai/deployments/zones-gpt/chat/completions"
+    );
+    assert_eq!(sent[1].path, "/openai/deployments/zones-gpt/embeddings");
+    for request in &sent {
+        assert_eq!(request.query.as_deref(), Some("api-version=2024-10-21"));
+        assert_eq!(request.header("api-key").as_deref(), Some(OPENAI_KEY));
+        assert_eq!(request.header("authorization"), None);
+    }
+}
+
+#[test]
+fn azure_settings_are_checked() {
+    assert_eq!(KeyHeader::parse("api-key"), Ok(KeyHeader::ApiKey));
+    assert_eq!(KeyHeader::parse(" Authorization "), Ok(KeyHeader::Bearer));
+    let error = KeyHeader::parse("x-api-key").unwrap_err();
+    assert!(error.contains("\"x-api-key\""), "{error}");
+
+    let mut config = OpenAiConfig::new("http://127.0.0.1:9/v1".parse().unwrap(), "gpt-fake");
+    config.api_version = Some("2024-10-21&evil=1".to_string());
+    let error = OpenAiProvider::new(config).unwrap_err().to_string();
+    assert!(error.contains("2024-10-21&evil=1"), "{error}");
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! The guarded HTTP client against small HTTP servers on 127.0.0.1.
 //!
-//! Every test enables `allow_loopback` so the client may reach its own servers. URLs aimed
-//! anywhere else are refused by the guard before a connection is attempted, so no traffic leaves
-//! the machine.
+//! Every test names its own server's exact address and port in `loopback_exceptions` so the
+//! client may reach it. URLs aimed anywhere else are refused by the guard before a connection is
+//! attempted, so no traffic leaves the machine.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use backend::net::{FetchError, GuardedClient, Policy, StaticResolver, USER_AGENT};
+use backend::net::{FetchError, GuardedClient, Policy, Resolve, StaticResolver, USER_AGENT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -240,12 +240,12 @@ async fn write_stalled(mut stream: tokio::net::TcpStream) {
     tokio::time::sleep(Duration::from_secs(30)).await;
 }
 
-/// Builds the policy for test servers: loopback allowed, the server's port and the default
-/// ports allowed, and limits small enough for fast tests.
+/// Builds the policy for a test server on 127.0.0.1 at `port`: that exact address and port
+/// allowed, the default ports too, and limits small enough for fast tests.
 fn loopback_policy(port: u16) -> Policy {
     Policy {
-        allow_loopback: true,
-        allowed_ports: vec![80, 443, port],
+        loopback_exceptions: vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)],
+        allowed_ports: vec![80, 443],
         total_timeout: Duration::from_secs(10),
         max_body_bytes: 64 * 1024,
         ..Policy::default()
@@ -306,6 +306,109 @@ async fn fetch_connects_to_pinned_address() {
         String::from_utf8(fetched.bytes).unwrap(),
         format!("pinned.siteline.test:{port}")
     );
+}
+
+/// A resolver whose answer changes after the first lookup, as a DNS rebinding attack's does.
+struct RebindingResolver {
+    first: IpAddr,
+    later: IpAddr,
+    lookups: AtomicUsize,
+}
+
+impl RebindingResolver {
+    fn new(first: IpAddr, later: IpAddr) -> Self {
+        Self {
+            first,
+            later,
+            lookups: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Resolve for RebindingResolver {
+    async fn resolve(&self, _host: &str) -> std::io::Result<Vec<IpAddr>> {
+        let lookup = self.lookups.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![if lookup == 0 { self.first } else { self.later }])
+    }
+}
+
+#[tokio::test]
+async fn rebinding_after_check_is_ignored() {
+    // The first answer passes the check; every later answer is the metadata address. The fetch
+    // reaches the test server, so the connection used the checked address and no new lookup.
+    let server = start_server().await;
+    let port = server.addr.port();
+    let resolver = Arc::new(RebindingResolver::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    ));
+    let client = GuardedClient::with_resolver(loopback_policy(port), resolver.clone());
+
+    let fetched = client
+        .fetch(&format!("http://rebind.siteline.test:{port}/host"))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        String::from_utf8(fetched.bytes).unwrap(),
+        format!("rebind.siteline.test:{port}")
+    );
+    assert_eq!(resolver.lookups.load(Ordering::SeqCst), 1);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn rebinding_before_redirect_is_refused() {
+    // The redirect stays on the same name; its hop resolves again, gets the metadata address
+    // and is refused before a second request is sent.
+    let server = start_server().await;
+    let port = server.addr.port();
+    let resolver = Arc::new(RebindingResolver::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    ));
+    // The port is listed as well, so the second answer meets the address check itself.
+    let policy = Policy {
+        allowed_ports: vec![80, 443, port],
+        ..loopback_policy(port)
+    };
+    let client = GuardedClient::with_resolver(policy, resolver.clone());
+
+    let error = client
+        .fetch(&format!("http://rebind.siteline.test:{port}/r/1"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(refusal_code(&error), "metadata_address", "{error}");
+    assert!(error.to_string().contains("169.254.169.254"), "{error}");
+    assert_eq!(resolver.lookups.load(Ordering::SeqCst), 2);
+    assert_eq!(server.hits(), 1, "only the first hop was sent");
+}
+
+#[tokio::test]
+async fn rebinding_from_refused_answer_never_connects() {
+    // The first answer is private; a later, harmless answer must not matter.
+    let server = start_server().await;
+    let port = server.addr.port();
+    let resolver = Arc::new(RebindingResolver::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    ));
+    let policy = Policy {
+        allowed_ports: vec![80, 443, port],
+        ..loopback_policy(port)
+    };
+    let client = GuardedClient::with_resolver(policy, resolver.clone());
+
+    let error = client
+        .fetch(&format!("http://rebind.siteline.test:{port}/doc"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(refusal_code(&error), "private_address");
+    assert_eq!(resolver.lookups.load(Ordering::SeqCst), 1);
+    assert_eq!(server.hits(), 0);
 }
 
 #[tokio::test]

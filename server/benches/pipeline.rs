@@ -4,18 +4,22 @@
 //! Usage: cargo bench -p server --bench pipeline [-- CORPUS_DIR]
 //!
 //! Needs DATABASE_URL, as the tests do: the bench creates its own `siteline_test_*` database.
-//! It starts the real job workers, submits every file of CORPUS_DIR (default: `shared/corpus`
-//! beside the repository; MANIFEST.md left out) as an upload, and times the stage jobs fetch
-//! to index until every document waits for review. Then it embeds the distinct chunk texts
+//! It starts the real job workers and a web server on 127.0.0.1 that serves every file of
+//! CORPUS_DIR (default: `shared/corpus` beside the repository, without MANIFEST.md). It submits
+//! each file's URL and times the stage jobs from fetch to index until every document waits for
+//! review. The fetch goes through the URL guard, whose only loopback exception is that server. Then it embeds the distinct chunk texts
 //! the pipeline stored with the same model, in batches of the same size, and times that.
 //! EMBEDDING_MODEL_DIR and EMBEDDING_BATCH_SIZE apply as in the server. `cargo test` runs this
 //! target too, without `--bench`: then it ingests only the smallest file.
 
+use std::collections::HashMap;
 use std::future::pending;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::response::IntoResponse;
 use backend::jobs::JobSettings;
 use backend::knowledge::embed::{Embedder, EmbeddingSettings, LocalEmbedder};
 use backend::knowledge::store::{self, NewSource, Submission, Submitter};
@@ -69,8 +73,11 @@ async fn bench(
     );
     let load_seconds = load_started.elapsed().as_secs_f64();
 
+    let web = serve_files(&files).await?;
     let knowledge = KnowledgeSettings {
         embedding: embedding.clone(),
+        allow_http: true,
+        loopback_exceptions: vec![web],
         ..KnowledgeSettings::default()
     };
     let job_settings = JobSettings {
@@ -106,21 +113,15 @@ async fn bench(
     let mut bytes_in = 0usize;
     let started = Instant::now();
     for path in &files {
-        let bytes = std::fs::read(path)
-            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-        bytes_in += bytes.len();
-        let file_name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("document")
-            .to_string();
+        bytes_in += std::fs::metadata(path).map_or(0, |meta| meta.len() as usize);
+        let url = format!("http://{web}/{}", file_name(path));
         store::submit(
             &pool,
             &knowledge,
             &submitter,
             Submission {
-                source: NewSource::Upload { file_name, bytes },
-                title: None,
+                source: NewSource::Url(url),
+                title: Some(file_name(path)),
                 authority: Authority::Official,
             },
         )
@@ -227,6 +228,60 @@ async fn wait_for_review(pool: &PgPool, documents: usize) -> Result<(), String> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Starts a web server on a free port of 127.0.0.1 that serves `files` by name, each with the
+/// content type of its extension, and returns its address.
+async fn serve_files(files: &[PathBuf]) -> Result<SocketAddr, String> {
+    let mut served: HashMap<String, (&'static str, Vec<u8>)> = HashMap::new();
+    for path in files {
+        let bytes = std::fs::read(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let content_type = match path.extension().and_then(|ext| ext.to_str()) {
+            Some("html" | "htm") => "text/html; charset=utf-8",
+            Some("md") => "text/markdown; charset=utf-8",
+            Some("pdf") => "application/pdf",
+            Some("json") => "application/json",
+            Some("xml") => "application/xml",
+            _ => "text/plain; charset=utf-8",
+        };
+        served.insert(file_name(path), (content_type, bytes));
+    }
+    let served = Arc::new(served);
+    let app = axum::Router::new().route(
+        "/{name}",
+        axum::routing::get(
+            move |axum::extract::Path(name): axum::extract::Path<String>| {
+                let served = Arc::clone(&served);
+                async move {
+                    match served.get(&name) {
+                        Some((content_type, bytes)) => {
+                            ([("content-type", *content_type)], bytes.clone()).into_response()
+                        }
+                        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|error| format!("cannot open a port on 127.0.0.1: {error}"))?;
+    let addr = listener.local_addr().map_err(|error| error.to_string())?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            eprintln!("pipeline bench: the file server stopped: {error}");
+        }
+    });
+    Ok(addr)
+}
+
+/// Returns the file name of `path`, which names it in URLs and titles.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("document")
+        .to_string()
 }
 
 fn corpus_dir() -> PathBuf {

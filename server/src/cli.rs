@@ -294,8 +294,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let knowledge = knowledge.settings()?;
             let conversations = conversations.settings()?;
-            let embedder = knowledge_embedder(&knowledge, &providers)?;
             let gateway = provider_gateway(&pool, &providers)?;
+            let embedder = knowledge_embedder(&knowledge, &providers, &gateway)?;
             let state = AppState::new(pool.clone(), web_settings(&web, &knowledge, &conversations))
                 .with_providers(gateway.clone())
                 .with_embedder(embedder.clone());
@@ -318,9 +318,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let gateway = provider_gateway(&pool, &providers)?;
             let knowledge = knowledge.settings()?;
             let conversations = conversations.settings()?;
+            let embedder = knowledge_embedder(&knowledge, &providers, &gateway)?;
             let state = AppState::new(pool, web_settings(&web, &knowledge, &conversations))
                 .with_providers(gateway)
-                .with_embedder(knowledge_embedder(&knowledge, &providers)?);
+                .with_embedder(embedder);
             serve_web(state, &web).await
         }
         Command::Worker {
@@ -333,9 +334,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = backend::db::connect(&db.database_url, db.db_max_connections).await?;
             let knowledge = knowledge.settings()?;
             let conversations = conversations.settings()?;
+            let gateway = provider_gateway(&pool, &providers)?;
             let services = Services {
-                embedder: knowledge_embedder(&knowledge, &providers)?,
-                gateway: provider_gateway(&pool, &providers)?,
+                embedder: knowledge_embedder(&knowledge, &providers, &gateway)?,
+                gateway,
             };
             let jobs = job_settings(&worker, &knowledge, &conversations)?;
             workers::run_with_services(pool, jobs, services, shutdown_signal()).await
@@ -406,10 +408,12 @@ fn job_settings(
 }
 
 /// Builds the embedder the knowledge settings select: the local model, loaded on first use, or
-/// the OpenAI-compatible server's embeddings endpoint.
+/// the OpenAI-compatible server's embeddings endpoint, whose calls for a tenant go through the
+/// gateway's breaker, limits, budget and call records.
 fn knowledge_embedder(
     knowledge: &KnowledgeSettings,
     providers: &ProviderArgs,
+    gateway: &Arc<Gateway>,
 ) -> anyhow::Result<Arc<dyn Embedder>> {
     match knowledge.embedding.backend {
         EmbeddingBackend::Local => Ok(Arc::new(LazyEmbedder::local(knowledge.embedding.clone()))),
@@ -421,7 +425,8 @@ fn knowledge_embedder(
                 EMBEDDING_DIMENSIONS,
                 knowledge.embedding.batch_size,
             )
-            .map_err(|error| anyhow::anyhow!("the embedding settings are invalid: {error}"))?;
+            .map_err(|error| anyhow::anyhow!("the embedding settings are invalid: {error}"))?
+            .with_gateway(Arc::clone(gateway));
             Ok(Arc::new(embedder))
         }
     }

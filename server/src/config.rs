@@ -9,12 +9,14 @@ use backend::jobs::policy::{RetryPolicy, RetryRule};
 use backend::jobs::JobSettings;
 use backend::knowledge::embed::{EmbeddingSettings, ProviderEmbedding};
 use backend::knowledge::KnowledgeSettings;
+use backend::net::parse_loopback_exceptions;
 use backend::providers::settings::{
     parse_base_url, parse_chain, BreakerSettings, PriceTable, ProviderSettings, RateLimits,
     DEFAULT_MONTHLY_TOKEN_BUDGET,
 };
 use backend::providers::{
-    AnthropicConfig, HttpLimits, OpenAiConfig, OpenAiProvider, ProviderKind, SchemaDialect, Secret,
+    AnthropicConfig, HttpLimits, KeyHeader, OpenAiConfig, OpenAiProvider, ProviderKind,
+    SchemaDialect, Secret,
 };
 use backend::settings::Settings;
 use clap::{Args, ValueEnum};
@@ -181,10 +183,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "DEMO_JOBS", default_value_t = false)]
     pub demo_jobs: bool,
 
-    /// Let outbound requests (alert webhook) reach 127.0.0.1 and ::1; for development and
-    /// tests only.
-    #[arg(long, env = "OUTBOUND_ALLOW_LOOPBACK", default_value_t = false)]
-    pub outbound_allow_loopback: bool,
+    /// Comma-separated loopback addresses with ports (such as 127.0.0.1:9000) that outbound
+    /// requests (alert webhook) may reach; for development and tests only.
+    #[arg(long, env = "OUTBOUND_LOOPBACK_EXCEPTIONS", default_value = "")]
+    pub outbound_loopback_exceptions: String,
 }
 
 impl WorkerArgs {
@@ -227,7 +229,10 @@ impl WorkerArgs {
             demo_jobs: self.demo_jobs,
             alert_webhook_url: webhook.map(str::to_string),
             public_url: self.public_url.clone(),
-            outbound_allow_loopback: self.outbound_allow_loopback,
+            outbound_loopback_exceptions: parse_loopback_exceptions(
+                &self.outbound_loopback_exceptions,
+            )
+            .map_err(|error| anyhow::anyhow!("OUTBOUND_LOOPBACK_EXCEPTIONS: {error}"))?,
             ..JobSettings::default()
         })
     }
@@ -248,9 +253,18 @@ pub struct ProviderArgs {
     #[arg(long, env = "OPENAI_BASE_URL")]
     pub openai_base_url: Option<String>,
 
-    /// Bearer key of the OpenAI-compatible server; local servers may need none.
+    /// Key of the OpenAI-compatible server; local servers may need none.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub openai_api_key: Option<Secret>,
+
+    /// Header that carries OPENAI_API_KEY: authorization (as a Bearer token) or api-key (Azure
+    /// OpenAI).
+    #[arg(long, env = "OPENAI_KEY_HEADER", default_value = "authorization")]
+    pub openai_key_header: String,
+
+    /// Sent as the api-version query parameter, as Azure OpenAI needs; empty sends none.
+    #[arg(long, env = "OPENAI_API_VERSION", default_value = "")]
+    pub openai_api_version: String,
 
     /// Chat model of the OpenAI-compatible server.
     #[arg(long, env = "OPENAI_MODEL")]
@@ -431,6 +445,10 @@ impl ProviderArgs {
             .map(str::to_string);
         config.dialect = dialect;
         config.limits = limits;
+        config.key_header = KeyHeader::parse(&self.openai_key_header)
+            .map_err(|error| anyhow::anyhow!("OPENAI_KEY_HEADER: {error}"))?;
+        let version = self.openai_api_version.trim();
+        config.api_version = (!version.is_empty()).then(|| version.to_string());
         Ok(config)
     }
 
@@ -529,14 +547,14 @@ pub struct KnowledgeArgs {
     #[arg(long, env = "KNOWLEDGE_EXTRA_PORTS", default_value = "")]
     pub knowledge_extra_ports: String,
 
-    /// Let source URLs reach 127.0.0.1 and ::1 (the same switch as the workers'); for
-    /// development and tests only.
+    /// Comma-separated loopback addresses with ports that source URLs may reach (the same
+    /// setting as the workers'); for development and tests only.
     #[arg(
-        long = "knowledge-allow-loopback",
-        env = "OUTBOUND_ALLOW_LOOPBACK",
-        default_value_t = false
+        long = "knowledge-loopback-exceptions",
+        env = "OUTBOUND_LOOPBACK_EXCEPTIONS",
+        default_value = ""
     )]
-    pub knowledge_allow_loopback: bool,
+    pub knowledge_loopback_exceptions: String,
 
     /// Seconds allowed for one fetch, redirects included.
     #[arg(long, env = "KNOWLEDGE_FETCH_TIMEOUT_SECONDS", default_value_t = 30)]
@@ -624,7 +642,8 @@ impl KnowledgeArgs {
             allow_http: self.knowledge_allow_http,
             allowed_hosts: (!hosts.is_empty()).then_some(hosts),
             extra_ports,
-            allow_loopback: self.knowledge_allow_loopback,
+            loopback_exceptions: parse_loopback_exceptions(&self.knowledge_loopback_exceptions)
+                .map_err(|error| anyhow::anyhow!("OUTBOUND_LOOPBACK_EXCEPTIONS: {error}"))?,
             fetch_timeout: Duration::from_secs(self.knowledge_fetch_timeout_seconds.max(1)),
             refresh_interval: Duration::from_secs(self.knowledge_refresh_hours.max(1) * 3600),
             webhook_secrets: secrets.into_iter().map(Secret::new).collect(),

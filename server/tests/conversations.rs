@@ -3,12 +3,21 @@
 //! upkeep's clean-up of stale and stuck conversations.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../backend/tests/support/fake_providers.rs"]
+mod fake_providers;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backend::accounts::Role;
-use backend::jobs::JobSettings;
-use common::TestApp;
+use backend::ids::TenantId;
+use backend::jobs::{JobSettings, Services};
+use backend::providers::calls::{self, CallRecord, Operation};
+use backend::providers::settings::ProviderSettings;
+use backend::providers::{Gateway, OpenAiConfig, ProviderKind};
+use common::{session_cookie, TestApp};
+use fake_providers::{FakeServer, Flavor};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -480,5 +489,151 @@ async fn stale_conversation_gives_way_to_new_start() {
     assert_eq!(
         state_of(&app, &manager, old["id"].as_str().unwrap()).await,
         "cancelled"
+    );
+}
+
+#[tokio::test]
+async fn over_budget_proposal_names_offline_rules() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant("budget").await;
+    let manager = app.token(&tenant.email(Role::Manager)).await;
+    let tenant_id = TenantId(
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'budget'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap(),
+    );
+    // A model is configured, but this month's 1,500 tokens already exceed the 1,000 budget.
+    let openai = FakeServer::start(Flavor::OpenAi).await;
+    let settings = ProviderSettings {
+        chain: vec![ProviderKind::OpenAiCompatible],
+        openai: Some(OpenAiConfig::new(openai.base_url.clone(), "gpt-fake")),
+        monthly_token_budget: 1_000,
+        ..ProviderSettings::default()
+    };
+    let hash = "cd".repeat(32);
+    calls::record(
+        &app.pool,
+        &CallRecord {
+            tenant: tenant_id,
+            provider: ProviderKind::OpenAiCompatible,
+            operation: Operation::Chat,
+            model: "gpt-fake",
+            template: "maker",
+            prompt_hash: &hash,
+            attempt: 1,
+            input_tokens: 1_000,
+            output_tokens: 500,
+            cost_usd: None,
+            latency: Duration::from_millis(300),
+            failure: None,
+            error: None,
+            fallback_reason: None,
+            correlation_id: "corr-earlier-use",
+        },
+    )
+    .await
+    .unwrap();
+    let job_settings = JobSettings {
+        poll_interval: Duration::from_millis(100),
+        upkeep_interval: Duration::from_secs(3600),
+        ..JobSettings::default()
+    };
+    let mut services = Services::local(&app.pool, &job_settings);
+    services.gateway = Arc::new(Gateway::from_settings(app.pool.clone(), &settings).unwrap());
+    let pool = app.pool.clone();
+    tokio::spawn(async move {
+        server::workers::run_with_services(pool, job_settings, services, std::future::pending())
+            .await
+            .unwrap()
+    });
+
+    let (_, conversation) = start(&app, &manager, "WH-BUDGET-01", false).await;
+    let id = conversation["id"].as_str().unwrap().to_string();
+    let (status, _) = json_of(
+        app.post_as(
+            &manager,
+            &format!("/api/v1/conversations/{id}/messages"),
+            &json!({"text": "It's a warehouse with 40 staff, open 24/7, high security."}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 202);
+    for _ in 0..600 {
+        if state_of(&app, &manager, &id).await == "in_progress" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, requested) = json_of(
+        app.post_as(
+            &manager,
+            &format!("/api/v1/conversations/{id}/recommendations"),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 202, "{requested}");
+    let run_id = requested["run_id"].as_str().unwrap().to_string();
+    let mut run = Value::Null;
+    for _ in 0..1200 {
+        let (_, current) = json_of(
+            app.get_as(&manager, &format!("/api/v1/recommendation-runs/{run_id}"))
+                .await,
+        )
+        .await;
+        run = current;
+        if run["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(!run["items"].as_array().unwrap().is_empty(), "{run}");
+    for stage in ["maker_source", "checker_source"] {
+        let source = run[stage].as_str().unwrap_or_default();
+        assert!(
+            source.starts_with(
+                "the offline rules, because the tenant is over its monthly token budget \
+                 (1500 of 1000 tokens used in"
+            ),
+            "{stage}: {source}"
+        );
+    }
+    assert!(openai.requests().is_empty(), "the model was not asked");
+    let reasons: Vec<String> = sqlx::query_scalar(
+        "SELECT fallback_reason FROM provider_calls WHERE provider = 'offline' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(reasons.len(), 2, "the maker and the checker each fell back");
+    assert!(reasons
+        .iter()
+        .all(|reason| reason.contains("monthly token budget")));
+
+    // The manager's chat page names the offline rules and the reason above the proposal.
+    let browser = app.browser();
+    let login = app
+        .login(&browser, &tenant.email(Role::Manager), &tenant.password)
+        .await;
+    assert!(session_cookie(&login).is_some());
+    let html = browser
+        .get(app.url(&format!("/chat?c={id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-testid=\"chat-run-sources\""), "{html}");
+    assert!(
+        html.contains(
+            "Proposed by the offline rules, because the tenant is over its monthly token budget"
+        ),
+        "{html}"
     );
 }

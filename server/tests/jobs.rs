@@ -620,7 +620,7 @@ async fn critical_dead_letter_posts_alert() {
 
     let settings = JobSettings {
         alert_webhook_url: Some(format!("http://{addr}/hooks/alerts")),
-        outbound_allow_loopback: true,
+        outbound_loopback_exceptions: vec![addr],
         public_url: Some("https://siteline.example".to_string()),
         ..fast_settings()
     };

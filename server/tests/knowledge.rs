@@ -2,6 +2,11 @@
 //! the guard, the stage jobs, two-person publication, hybrid search and the signed webhook.
 
 mod common;
+#[path = "../../backend/tests/support/docx.rs"]
+mod docx_support;
+#[allow(dead_code)]
+#[path = "../../backend/tests/support/fake_providers.rs"]
+mod fake_providers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +16,8 @@ use std::time::Duration;
 
 use axum::response::IntoResponse;
 use backend::accounts::{self, Email, Role};
-use backend::jobs::JobSettings;
+use backend::jobs::{JobSettings, Services};
+use backend::knowledge::embed::{Embedder, ProviderEmbedder, EMBEDDING_DIMENSIONS};
 use backend::knowledge::webhook;
 use backend::knowledge::KnowledgeSettings;
 use backend::providers::Secret;
@@ -22,6 +28,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 const WEBHOOK_SECRET: &str = "test-webhook-secret";
+/// The secret before the last rotation, still accepted beside the current one.
+const PREVIOUS_WEBHOOK_SECRET: &str = "test-webhook-secret-before-rotation";
 
 fn corpus_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
@@ -36,9 +44,14 @@ fn corpus_dir() -> PathBuf {
 fn knowledge_settings(web_port: Option<u16>) -> KnowledgeSettings {
     KnowledgeSettings {
         allow_http: true,
-        allow_loopback: true,
-        extra_ports: web_port.into_iter().collect(),
-        webhook_secrets: vec![Secret::new(WEBHOOK_SECRET)],
+        loopback_exceptions: web_port
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .into_iter()
+            .collect(),
+        webhook_secrets: vec![
+            Secret::new(WEBHOOK_SECRET),
+            Secret::new(PREVIOUS_WEBHOOK_SECRET),
+        ],
         ..KnowledgeSettings::default()
     }
 }
@@ -55,11 +68,28 @@ struct Knowledge {
 
 impl Knowledge {
     async fn start(web_port: Option<u16>) -> Self {
+        Self::start_with(knowledge_settings(web_port), |_| None).await
+    }
+
+    /// Starts the app and its workers with `knowledge`; `embedder` may replace the local model
+    /// of both.
+    async fn start_with(
+        knowledge: KnowledgeSettings,
+        embedder: impl FnOnce(&PgPool) -> Option<Arc<dyn Embedder>>,
+    ) -> Self {
         let settings = Settings {
-            knowledge: knowledge_settings(web_port),
+            knowledge: knowledge.clone(),
             ..Settings::default()
         };
-        let app = TestApp::spawn_with(settings).await;
+        let mut chosen = None;
+        let app = TestApp::spawn_customized(settings, |pool, state| match embedder(pool) {
+            Some(embedder) => {
+                chosen = Some(Arc::clone(&embedder));
+                state.with_embedder(embedder)
+            }
+            None => state,
+        })
+        .await;
         let tenant = app.tenant("kb").await;
         let second = Email::parse("approver2@kb.test").unwrap();
         let scope = accounts::tenant_by_slug(&app.pool, "kb")
@@ -75,7 +105,7 @@ impl Knowledge {
         )
         .await
         .unwrap();
-        start_workers(&app.pool, web_port);
+        start_workers(&app.pool, knowledge, chosen);
         Self {
             admin: app.token(&tenant.email(Role::Admin)).await,
             approver: app.token(&tenant.email(Role::Approver)).await,
@@ -161,16 +191,20 @@ impl Knowledge {
     }
 }
 
-fn start_workers(pool: &PgPool, web_port: Option<u16>) {
+fn start_workers(pool: &PgPool, knowledge: KnowledgeSettings, embedder: Option<Arc<dyn Embedder>>) {
     let pool = pool.clone();
     let settings = JobSettings {
         poll_interval: Duration::from_millis(100),
         upkeep_interval: Duration::from_secs(3600),
-        knowledge: knowledge_settings(web_port),
+        knowledge,
         ..JobSettings::default()
     };
+    let mut services = Services::local(&pool, &settings);
+    if let Some(embedder) = embedder {
+        services.embedder = embedder;
+    }
     tokio::spawn(async move {
-        server::workers::run(pool, settings, std::future::pending())
+        server::workers::run_with_services(pool, settings, services, std::future::pending())
             .await
             .unwrap()
     });
@@ -412,6 +446,10 @@ async fn url_source_fetches_and_refreshes() {
         "{hits_now:#?}"
     );
     assert!(hits_now[0]["text"].as_str().unwrap().contains("red line"));
+    assert_eq!(
+        hits_now[0]["flagged"], true,
+        "the hidden text flag travels with the chunk to prompts"
+    );
 
     // Retiring takes it out of search.
     let retired = reqwest::Client::new()
@@ -564,9 +602,15 @@ async fn webhook_checks_signature_time_and_replay() {
 
     let forged = send_webhook(&kb.app, &body, now, "d-1", "wrong-secret").await;
     assert_eq!(forged.status(), 401);
+    let forged = forged.text().await.unwrap();
+    assert!(forged.contains("signature does not match"), "{forged}");
     let old = send_webhook(&kb.app, &body, now - 600, "d-1", WEBHOOK_SECRET).await;
     assert_eq!(old.status(), 401);
-    assert!(old.text().await.unwrap().contains("600 s"));
+    let old = old.text().await.unwrap();
+    assert!(
+        old.contains("600 s") && old.contains("300 s allowed"),
+        "{old}"
+    );
     for table in [
         "knowledge_webhook_deliveries",
         "knowledge_documents",
@@ -579,6 +623,11 @@ async fn webhook_checks_signature_time_and_replay() {
     assert_eq!(accepted.status(), 202, "{}", accepted.text().await.unwrap());
     let replay = send_webhook(&kb.app, &body, now, "d-1", WEBHOOK_SECRET).await;
     assert_eq!(replay.status(), 409);
+    let replay = replay.text().await.unwrap();
+    assert!(
+        replay.contains("delivery d-1 was already received"),
+        "{replay}"
+    );
     assert_eq!(count(&kb.app.pool, "knowledge_webhook_deliveries").await, 1);
     assert_eq!(count(&kb.app.pool, "knowledge_documents").await, 1);
     let kind: String = sqlx::query_scalar("SELECT kind FROM knowledge_sources")
@@ -586,6 +635,11 @@ async fn webhook_checks_signature_time_and_replay() {
         .await
         .unwrap();
     assert_eq!(kind, "webhook");
+
+    // During a rotation the previous secret still signs valid deliveries.
+    let rotated = send_webhook(&kb.app, &body, now, "d-2", PREVIOUS_WEBHOOK_SECRET).await;
+    assert_eq!(rotated.status(), 202, "{}", rotated.text().await.unwrap());
+    assert_eq!(count(&kb.app.pool, "knowledge_webhook_deliveries").await, 2);
 }
 
 #[tokio::test]
@@ -670,4 +724,205 @@ async fn review_rules_hold() {
             .count(),
         2
     );
+}
+
+/// Returns the text of every chunk of a document, in order.
+async fn chunk_texts(kb: &Knowledge, id: &str) -> Vec<String> {
+    let chunks: Value = kb
+        .app
+        .get_as(
+            &kb.admin,
+            &format!("/api/v1/knowledge/documents/{id}/chunks"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    chunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|chunk| chunk["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn docx_json_xml_uploads_ingest() {
+    let kb = Knowledge::start(None).await;
+    let body = [
+        docx_support::paragraph(Some("Heading1"), "Night patrol"),
+        docx_support::paragraph(None, "Guards check the loading dock doors every two hours."),
+    ]
+    .concat();
+    let uploads = [
+        ("patrol.docx", docx_support::docx(&body, &[]), "docx", "loading dock doors every two hours"),
+        (
+            "site.json",
+            br#"{"site": {"code": "HQ", "zones": [{"code": "LOBBY", "risk": "low"}]}, "guards": 4}"#.to_vec(),
+            "json",
+            "site.zones[0].code: LOBBY",
+        ),
+        (
+            "tour.xml",
+            b"<?xml version=\"1.0\"?><checkpoints><checkpoint><code>CP-1</code>\
+              <question>Is the fire door <b>closed</b>?</question></checkpoint></checkpoints>"
+                .to_vec(),
+            "xml",
+            "checkpoint/question: Is the fire door closed?",
+        ),
+    ];
+    for (name, bytes, format, expected) in uploads {
+        let response = kb.upload(name, bytes, "high").await;
+        assert_eq!(response.status(), 202, "{name}");
+        let id = response.json::<Value>().await.unwrap()["document_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let document = kb.wait_until_reviewable(&id).await;
+        assert_eq!(document["status"], "in_review", "{name}: {document}");
+        assert_eq!(document["format"], format, "{name}");
+        let text = chunk_texts(&kb, &id).await.join("\n");
+        assert!(text.contains(expected), "{name}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn openai_embeddings_use_gateway() {
+    const BATCH: usize = 2;
+    let openai = fake_providers::FakeServer::start(fake_providers::Flavor::OpenAi).await;
+    openai.set_embedding_dimensions(EMBEDDING_DIMENSIONS);
+    let mut config = backend::providers::OpenAiConfig::new(openai.base_url.clone(), "gpt-fake");
+    config.embedding_model = Some("embed-fake".to_string());
+    let provider: Arc<dyn backend::providers::Provider> =
+        Arc::new(backend::providers::OpenAiProvider::new(config).unwrap());
+    let mut knowledge = knowledge_settings(None);
+    knowledge.embedding.batch_size = BATCH;
+    let kb = Knowledge::start_with(knowledge, |pool| {
+        let gateway = Arc::new(backend::providers::Gateway::offline_only(pool.clone()));
+        let embedder = ProviderEmbedder::new(provider, "embed-fake", EMBEDDING_DIMENSIONS, BATCH)
+            .unwrap()
+            .with_gateway(gateway);
+        Some(Arc::new(embedder))
+    })
+    .await;
+    let text: String = (1..=12)
+        .map(|n| {
+            format!(
+                "Rule {n}. Guards inspect fire door number {n} on every round and log its state \
+                 in the patrol book before moving on to the next door of the building.\n\n"
+            )
+        })
+        .collect();
+
+    let first = kb
+        .upload("doors.txt", text.clone().into_bytes(), "high")
+        .await;
+    let first_id = first.json::<Value>().await.unwrap()["document_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        kb.wait_until_reviewable(&first_id).await["status"],
+        "in_review"
+    );
+    let chunks = chunk_texts(&kb, &first_id).await;
+    assert!(chunks.len() > BATCH, "{} chunks", chunks.len());
+    let requests = openai.requests();
+    let inputs: Vec<&Value> = requests
+        .iter()
+        .flat_map(|request| request.body["input"].as_array().unwrap())
+        .collect();
+    assert_eq!(inputs.len(), chunks.len(), "each chunk embedded once");
+    assert!(requests
+        .iter()
+        .all(|request| request.body["input"].as_array().unwrap().len() <= BATCH));
+    let recorded: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT provider, operation, template FROM provider_calls ORDER BY id")
+            .fetch_all(&kb.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded.len(), requests.len(), "every request is recorded");
+    assert!(recorded.iter().all(
+        |(provider, operation, template)| provider == "openai_compatible"
+            && operation == "embed"
+            && template == "knowledge_embeddings"
+    ));
+
+    // The same text under another name reuses the stored vectors: no new request.
+    let copy = kb.upload("doors-copy.txt", text.into_bytes(), "high").await;
+    let copy_id = copy.json::<Value>().await.unwrap()["document_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        kb.wait_until_reviewable(&copy_id).await["status"],
+        "in_review"
+    );
+    assert_eq!(openai.requests().len(), requests.len());
+    let differing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM knowledge_chunks a JOIN knowledge_chunks b \
+             ON a.content_sha256 = b.content_sha256 AND a.document_id <> b.document_id \
+          WHERE a.embedding <> b.embedding OR a.embedding_model <> 'embed-fake'",
+    )
+    .fetch_one(&kb.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(differing, 0);
+
+    // With the provider's breaker open for the tenant, a new document waits in the embed stage
+    // and retries later: no request, no fallback to another model's vectors.
+    let tenant: Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'kb'")
+        .fetch_one(&kb.app.pool)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        backend::providers::breaker::finish(
+            &kb.app.pool,
+            backend::ids::TenantId(tenant),
+            backend::providers::ProviderKind::OpenAiCompatible,
+            backend::providers::breaker::CallOutcome::Failure,
+            false,
+            &backend::providers::settings::BreakerSettings::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let blocked = kb
+        .upload(
+            "gates.txt",
+            b"Gate rules\n\nThe north gate closes at 22:00.".to_vec(),
+            "high",
+        )
+        .await;
+    let blocked_id = blocked.json::<Value>().await.unwrap()["document_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut history = Value::Null;
+    for _ in 0..300 {
+        history = sqlx::query_scalar(
+            "SELECT history FROM job_ledger WHERE kind = 'knowledge.embed' \
+               AND args->>'document_id' = $1",
+        )
+        .bind(&blocked_id)
+        .fetch_optional(&kb.app.pool)
+        .await
+        .unwrap()
+        .unwrap_or(Value::Null);
+        if history
+            .as_array()
+            .is_some_and(|attempts| !attempts.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempt = &history[0];
+    assert_eq!(attempt["class"], "circuit_open", "{history}");
+    assert!(
+        attempt["error"].as_str().unwrap().contains("breaker"),
+        "{history}"
+    );
+    assert_eq!(openai.requests().len(), requests.len(), "nothing was sent");
+    assert_eq!(kb.document(&blocked_id).await["status"], "processing");
 }

@@ -321,6 +321,29 @@ async fn providers_page_renders_for_admin() {
     assert!(html.contains("Open until"), "the reopen time is shown");
     assert!(html.contains("data-testid=\"hour-chart\""));
     assert!(html.contains("data-testid=\"budget-bar\""));
+    // OpenAI's latency chart draws both percentiles and the highest p95 sets the scale.
+    // Anthropic has no calls, so its card shows the empty-chart message.
+    let openai_card = card_html(&html, "provider-openai_compatible");
+    assert!(
+        openai_card.contains("data-testid=\"latency-chart\""),
+        "{openai_card}"
+    );
+    assert!(
+        openai_card.contains("class=\"pv-line-p95\""),
+        "{openai_card}"
+    );
+    assert!(
+        openai_card.contains("class=\"pv-line-p50\""),
+        "{openai_card}"
+    );
+    // p95 of 120 and 480 ms is 462 ms; 480 ms if the two calls fell on a bucket boundary.
+    assert!(
+        openai_card.contains("top of the scale 462 ms")
+            || openai_card.contains("top of the scale 480 ms"),
+        "{openai_card}"
+    );
+    assert!(card_html(&html, "provider-anthropic").contains("latency-chart-empty"));
+    assert!(!html.contains("data-testid=\"budget-exhausted\""));
     assert!(
         html.contains("3,000 of 10,000 tokens used"),
         "the budget summary is shown"
@@ -330,6 +353,54 @@ async fn providers_page_renders_for_admin() {
         html.contains("href=\"/admin/providers\""),
         "the navigation links the page"
     );
+}
+
+/// Returns the HTML of one provider card, from its opening tag to the next card's.
+fn card_html<'a>(html: &'a str, testid: &str) -> &'a str {
+    let start = html
+        .find(&format!("data-testid=\"{testid}\""))
+        .unwrap_or_else(|| panic!("card {testid} missing"));
+    let rest = &html[start..];
+    let end = rest[1..].find("<article").map_or(rest.len(), |at| at + 1);
+    &rest[..end]
+}
+
+#[tokio::test]
+async fn providers_page_shows_exhausted_budget() {
+    let app = spawn_with_providers().await;
+    let acme = app.tenant("acme").await;
+    let acme_id = tenant_id(&app, "acme").await;
+    // Each recorded call uses 1,500 tokens: seven use 10,500 of the 10,000 budget.
+    for _ in 0..7 {
+        record(&app, acme_id, ProviderKind::Anthropic, 200, None).await;
+    }
+    let admin = signed_in(&app, &acme.email(Role::Admin), &acme.password).await;
+
+    let html = admin
+        .get(app.url("/admin/providers"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    assert!(html.contains("data-testid=\"budget-exhausted\""), "{html}");
+    assert!(html.contains("The budget is used up"));
+    assert!(html.contains("10,500 of 10,000 tokens used"), "{html}");
+    assert!(html.contains("pv-budget-full"));
+
+    let api: Value = app
+        .get_as(
+            &app.token(&acme.email(Role::Admin)).await,
+            "/api/v1/providers",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["budget"]["tokens"], 10_500);
+    assert_eq!(api["budget"]["used_percent"], 105.0);
 }
 
 #[tokio::test]

@@ -471,6 +471,7 @@ fn fake_maker(
                     text: body.to_string(),
                     age_days: None,
                     similarity: 0.8,
+                    flagged: attributes["flagged"] == "true",
                 }
             })
             .collect();
@@ -875,6 +876,12 @@ async fn scenarios_meet_their_expectations() {
     let mut failures = Vec::new();
     for scenario in &scenarios {
         let outcome = stage.run_scenario(scenario, None).await;
+        assert_eq!(
+            outcome.run["maker_source"],
+            "the offline rules, because no model provider is configured",
+            "{}",
+            outcome.run
+        );
         failures.extend(outcome.failures);
         stage.cancel(&outcome.conversation).await;
     }
@@ -913,6 +920,12 @@ async fn scenarios_meet_their_expectations() {
         );
 
         assert_eq!(outcome.run["removed_unknown"], 1, "{name}: {}", outcome.run);
+        for source in ["maker_source", "checker_source"] {
+            assert_eq!(
+                outcome.run[source], "gpt-fake through the openai_compatible provider",
+                "{name}: {source}"
+            );
+        }
         let cited: Vec<&Value> = outcome.run["items"]
             .as_array()
             .unwrap()

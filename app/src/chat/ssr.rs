@@ -242,8 +242,16 @@ fn run_card(run: RunView) -> RunCard {
             .iter()
             .map(|reason| format!("Escalated: {reason}.")),
     );
+    let sources = [
+        ("Proposed by", &run.maker_source),
+        ("Checked by", &run.checker_source),
+    ]
+    .into_iter()
+    .filter_map(|(verb, source)| source.as_ref().map(|source| format!("{verb} {source}.")))
+    .collect();
     RunCard {
         id: run.id.to_string(),
+        sources,
         stage_label: stage_words(&run.stage, &run.status).to_string(),
         progress: run.progress.clamp(0, 100) as u8,
         decision: run.decision.as_deref().map(decision_words),

@@ -391,6 +391,7 @@ fn Proposal(
         confidence,
         notes,
         error,
+        sources,
         items,
     } = run;
     if status == "running" {
@@ -448,6 +449,7 @@ fn Proposal(
                 {decision.unwrap_or_default()}
                 {confidence.map(|percent| format!(" · confidence {percent}%"))}
             </p>
+            <p class="chat-sources" data-testid="chat-run-sources">{sources.join(" ")}</p>
             <ul class="chat-notes" data-testid="chat-run-notes">{notes}</ul>
             <ol class="chat-cards">{cards}</ol>
             {can_submit.then(|| view! {

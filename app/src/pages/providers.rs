@@ -157,6 +157,7 @@ fn Card(position: usize, card: ProviderCard) -> impl IntoView {
                 <div><dt>"p95"</dt><dd data-testid="p95">{card.p95}</dd></div>
                 <div><dt>"p99"</dt><dd data-testid="p99">{card.p99}</dd></div>
             </dl>
+            <LatencyChart series=card.series.clone() />
             <HourChart series=card.series />
             <RecentErrors errors />
         </article>
@@ -235,6 +236,105 @@ fn HourChart(series: Vec<BucketBar>) -> impl IntoView {
     }
 }
 
+/// The height of the latency chart's plot area, in SVG units.
+const LATENCY_PLOT: i64 = 56;
+
+/// Draws the last hour's latency as two lines over the five-minute buckets: p95 above, p50
+/// below. A bucket without calls leaves a gap, so a line never invents values between buckets.
+#[component]
+fn LatencyChart(series: Vec<BucketBar>) -> impl IntoView {
+    const SLOT: i64 = 20;
+    const TOP: i64 = 4;
+
+    let max = series
+        .iter()
+        .filter_map(|bar| bar.p95_ms.or(bar.p50_ms))
+        .max();
+    let Some(max) = max else {
+        return view! {
+            <p class="pv-muted" data-testid="latency-chart-empty">"No latency to chart: no calls in the last hour."</p>
+        }
+        .into_any();
+    };
+    let max = max.max(1);
+    let width = SLOT * series.len().max(1) as i64;
+    let y = |ms: u32| TOP + LATENCY_PLOT - i64::from(ms) * LATENCY_PLOT / i64::from(max);
+    let lines = |pick: fn(&BucketBar) -> Option<u32>, class: &'static str| {
+        latency_segments(&series, pick)
+            .into_iter()
+            .map(|segment| {
+                if let [(index, ms)] = segment[..] {
+                    let cx = index as i64 * SLOT + SLOT / 2;
+                    return view! { <circle class=class cx=cx cy=y(ms) r="2" /> }.into_any();
+                }
+                let points = segment
+                    .iter()
+                    .map(|&(index, ms)| format!("{},{}", index as i64 * SLOT + SLOT / 2, y(ms)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                view! { <polyline class=class points=points /> }.into_any()
+            })
+            .collect_view()
+    };
+    let p95_lines = lines(|bar| bar.p95_ms, "pv-line-p95");
+    let p50_lines = lines(|bar| bar.p50_ms, "pv-line-p50");
+    let label = format!(
+        "Latency per 5 minutes, last hour (UTC): p95 and p50 lines, highest {max} ms. {}",
+        series
+            .iter()
+            .filter(|bar| bar.calls > 0)
+            .map(|bar| format!("{}: p50 {}, p95 {}", bar.label, bar.p50, bar.p95))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let baseline = TOP + LATENCY_PLOT;
+
+    view! {
+        <figure class="pv-chart">
+            <figcaption>
+                "Latency per 5 minutes: "
+                <span class="pv-key-p95">"p95"</span>
+                " and "
+                <span class="pv-key-p50">"p50"</span>
+                {format!(", top of the scale {max} ms")}
+            </figcaption>
+            <svg
+                role="img"
+                aria-label=label
+                viewBox=format!("0 0 {width} {}", baseline + 4)
+                data-testid="latency-chart"
+            >
+                <line class="pv-axis" x1="0" y1=baseline x2=width y2=baseline />
+                <line class="pv-grid" x1="0" y1=TOP x2=width y2=TOP />
+                {p95_lines}
+                {p50_lines}
+            </svg>
+        </figure>
+    }
+    .into_any()
+}
+
+/// Splits one percentile of `series` into runs of consecutive buckets that have a value, each
+/// point as (bucket index, milliseconds).
+fn latency_segments(
+    series: &[BucketBar],
+    pick: fn(&BucketBar) -> Option<u32>,
+) -> Vec<Vec<(usize, u32)>> {
+    let mut segments: Vec<Vec<(usize, u32)>> = Vec::new();
+    let mut current = Vec::new();
+    for (index, bar) in series.iter().enumerate() {
+        match pick(bar) {
+            Some(ms) => current.push((index, ms)),
+            None if !current.is_empty() => segments.push(std::mem::take(&mut current)),
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        segments.push(current);
+    }
+    segments
+}
+
 #[component]
 fn RecentErrors(errors: Vec<ErrorLine>) -> impl IntoView {
     if errors.is_empty() {
@@ -257,4 +357,42 @@ fn RecentErrors(errors: Vec<ErrorLine>) -> impl IntoView {
         </details>
     }
     .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(p50_ms: Option<u32>) -> BucketBar {
+        BucketBar {
+            label: "10:00".to_string(),
+            calls: i64::from(p50_ms.is_some()),
+            errors: 0,
+            p50: "-".to_string(),
+            p95: "-".to_string(),
+            p50_ms,
+            p95_ms: p50_ms.map(|ms| ms * 2),
+        }
+    }
+
+    #[test]
+    fn latency_segments_break_at_empty_buckets() {
+        let series = vec![
+            bar(Some(100)),
+            bar(Some(120)),
+            bar(None),
+            bar(Some(90)),
+            bar(None),
+            bar(None),
+        ];
+        assert_eq!(
+            latency_segments(&series, |bar| bar.p50_ms),
+            vec![vec![(0, 100), (1, 120)], vec![(3, 90)]]
+        );
+        assert_eq!(
+            latency_segments(&series, |bar| bar.p95_ms),
+            vec![vec![(0, 200), (1, 240)], vec![(3, 180)]]
+        );
+        assert!(latency_segments(&[bar(None)], |bar| bar.p50_ms).is_empty());
+    }
 }

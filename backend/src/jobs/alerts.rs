@@ -86,7 +86,7 @@ impl AlertHandler {
 fn webhook_client(settings: &JobSettings) -> Option<(String, GuardedClient)> {
     let url = settings.alert_webhook_url.as_ref()?;
     let mut policy = Policy {
-        allow_loopback: settings.outbound_allow_loopback,
+        loopback_exceptions: settings.outbound_loopback_exceptions.clone(),
         ..Policy::default()
     };
     // The operator chose this URL, port included; the address checks still apply.

@@ -84,8 +84,9 @@ pub struct JobSettings {
     pub alert_webhook_url: Option<String>,
     /// The site's public address, for links in alerts.
     pub public_url: Option<String>,
-    /// Let outbound requests reach 127.0.0.1 and ::1; for development and tests only.
-    pub outbound_allow_loopback: bool,
+    /// Exact loopback addresses and ports that outbound requests (the alert webhook) may reach;
+    /// for development and tests only.
+    pub outbound_loopback_exceptions: Vec<std::net::SocketAddr>,
     /// Limits of the knowledge pipeline's jobs.
     pub knowledge: crate::knowledge::KnowledgeSettings,
     /// Idle and generating time limits of conversations, which the upkeep enforces.
@@ -109,7 +110,7 @@ impl Default for JobSettings {
             demo_jobs: false,
             alert_webhook_url: None,
             public_url: None,
-            outbound_allow_loopback: false,
+            outbound_loopback_exceptions: Vec::new(),
             knowledge: crate::knowledge::KnowledgeSettings::default(),
             conversations: crate::conversations::lifecycle::ConversationSettings::default(),
         }

@@ -185,6 +185,8 @@ impl RetryPolicy {
             // A wait the other side asked for is a floor: never come back earlier than that,
             // and spread clients by adding up to a tenth more.
             (ErrorClass::RateLimited | ErrorClass::CircuitOpen, Some(wait)) => {
+                // A remote header decides `wait`, so bound it before doing arithmetic with it.
+                let wait = wait.min(MAX_REQUESTED_WAIT);
                 let spread = rng.random_range(0.0..=0.1);
                 Decision::Retry {
                     delay: wait + wait.mul_f64(spread),
@@ -201,6 +203,10 @@ impl RetryPolicy {
         }
     }
 }
+
+/// The maximum wait that a `Retry-After` or an open breaker can impose on one retry. Longer
+/// requests are cut to it, as the provider gateway cuts its stored cooldowns.
+pub const MAX_REQUESTED_WAIT: Duration = Duration::from_secs(60 * 60);
 
 /// Picks a random delay between half and all of `delay`, so jobs that failed together do not
 /// retry together.
@@ -277,6 +283,19 @@ mod tests {
             assert!(delay >= wait, "{delay:?} is shorter than Retry-After");
             assert!(delay <= wait.mul_f64(1.1), "{delay:?} adds more than 10 %");
         }
+    }
+
+    #[test]
+    fn absurd_retry_after_is_capped() {
+        let policy = RetryPolicy::default();
+        let huge = JobError::rate_limited("slow down", Some(Duration::from_secs(u64::MAX)));
+        let Decision::Retry { delay, nominal } = policy.decide(&huge, 1, 1, &mut rand::rng())
+        else {
+            panic!("429 should retry");
+        };
+        assert_eq!(nominal, MAX_REQUESTED_WAIT);
+        assert!(delay >= MAX_REQUESTED_WAIT, "{delay:?}");
+        assert!(delay <= MAX_REQUESTED_WAIT.mul_f64(1.1), "{delay:?}");
     }
 
     #[test]

@@ -21,8 +21,10 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::ids::TenantId;
 use crate::jobs::{ErrorClass, JobError};
-use crate::providers::{Provider, ProviderError};
+use crate::providers::gateway::{GatewayError, OfflineReason};
+use crate::providers::{Gateway, Provider, ProviderError};
 
 /// Model id recorded with each vector of the local model.
 pub const LOCAL_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -70,6 +72,19 @@ pub trait Embedder: Send + Sync {
 
     /// Returns one unit-length vector per text, in input order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// Embeds texts on behalf of `tenant`, for work that can be charged to one: a provider
+    /// backend then goes through the gateway's breaker, rate limits, budget and call records.
+    /// The local model has no such costs, so by default this is [`Embedder::embed`].
+    async fn embed_for(
+        &self,
+        tenant: TenantId,
+        correlation_id: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let _ = (tenant, correlation_id);
+        self.embed(texts).await
+    }
 }
 
 /// Why embedding failed or could not be set up.
@@ -122,6 +137,15 @@ pub enum EmbedError {
     /// The blocking task that ran the model panicked or was cancelled.
     #[error("the embedding task ended without a result: {detail}")]
     TaskFailed { detail: String },
+
+    /// The embedding provider may not be called now: its breaker is open, its rate limit is
+    /// used up, it failed, or the tenant is over its monthly token budget.
+    #[error("the embedding provider is not usable now: {0}")]
+    Unavailable(OfflineReason),
+
+    /// The gateway's breaker, rate-limit or budget bookkeeping failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
 }
 
 impl EmbedError {
@@ -131,6 +155,8 @@ impl EmbedError {
         match self {
             EmbedError::Provider(error) => error.class(),
             EmbedError::InvalidOutput { .. } => ErrorClass::ModelProvider,
+            EmbedError::Unavailable(reason) => reason.clone().into_job_error().class,
+            EmbedError::Gateway(GatewayError::Database(_)) => ErrorClass::Database,
             _ => ErrorClass::Permanent,
         }
     }
@@ -140,6 +166,8 @@ impl From<EmbedError> for JobError {
     fn from(error: EmbedError) -> Self {
         match error {
             EmbedError::Provider(error) => error.into_job_error(),
+            EmbedError::Unavailable(reason) => reason.into_job_error(),
+            EmbedError::Gateway(error) => error.into(),
             other => JobError::new(other.class(), other.to_string()),
         }
     }
@@ -256,6 +284,9 @@ pub struct ProviderEmbedding {
     /// The embedding model name sent to the provider, stored with each vector.
     pub model_id: String,
 }
+
+/// The purpose recorded with every provider call that embeds knowledge chunks or queries.
+pub const EMBEDDING_PURPOSE: &str = "knowledge_embeddings";
 
 /// Builds the embedder that `settings` select. The `openai` backend needs `provider`; the
 /// `local` backend loads the model (once per process and folder) on a blocking thread.
@@ -628,6 +659,8 @@ pub struct ProviderEmbedder {
     model_id: String,
     dimensions: usize,
     batch_size: usize,
+    /// Bookkeeping for calls made for a tenant; without it every call goes straight out.
+    gateway: Option<Arc<Gateway>>,
 }
 
 impl fmt::Debug for ProviderEmbedder {
@@ -637,6 +670,7 @@ impl fmt::Debug for ProviderEmbedder {
             .field("model_id", &self.model_id)
             .field("dimensions", &self.dimensions)
             .field("batch_size", &self.batch_size)
+            .field("through_gateway", &self.gateway.is_some())
             .finish()
     }
 }
@@ -671,7 +705,16 @@ impl ProviderEmbedder {
             model_id,
             dimensions,
             batch_size,
+            gateway: None,
         })
+    }
+
+    /// Sends calls made for a tenant ([`Embedder::embed_for`]) through `gateway`, so they
+    /// count against the provider's breaker, rate limits and the tenant's budget, and are
+    /// recorded.
+    pub fn with_gateway(mut self, gateway: Arc<Gateway>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 
     /// Checks one response batch and normalises its vectors.
@@ -731,6 +774,34 @@ impl Embedder for ProviderEmbedder {
         for batch in dedup.unique.chunks(self.batch_size) {
             let batch: Vec<String> = batch.iter().map(|text| text.to_string()).collect();
             let embeddings = self.provider.embed(&batch).await?;
+            vectors.extend(self.check_batch(batch.len(), embeddings.vectors)?);
+        }
+        Ok(dedup.expand(vectors))
+    }
+
+    async fn embed_for(
+        &self,
+        tenant: TenantId,
+        correlation_id: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let Some(gateway) = &self.gateway else {
+            return self.embed(texts).await;
+        };
+        let dedup = Deduplicated::new(texts);
+        let mut vectors = Vec::with_capacity(dedup.unique.len());
+        for batch in dedup.unique.chunks(self.batch_size) {
+            let batch: Vec<String> = batch.iter().map(|text| text.to_string()).collect();
+            let embeddings = gateway
+                .embed_through(
+                    self.provider.as_ref(),
+                    tenant,
+                    EMBEDDING_PURPOSE,
+                    &batch,
+                    correlation_id,
+                )
+                .await?
+                .map_err(EmbedError::Unavailable)?;
             vectors.extend(self.check_batch(batch.len(), embeddings.vectors)?);
         }
         Ok(dedup.expand(vectors))

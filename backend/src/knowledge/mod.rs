@@ -167,6 +167,16 @@ impl LazyEmbedder {
     }
 }
 
+impl LazyEmbedder {
+    /// Returns the loaded model, loading it on the first call.
+    async fn loaded(&self) -> Result<&std::sync::Arc<dyn embed::Embedder>, embed::EmbedError> {
+        let settings = self.settings.clone();
+        self.loaded
+            .get_or_try_init(|| async move { embed::build_embedder(&settings, None).await })
+            .await
+    }
+}
+
 impl std::fmt::Debug for LazyEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LazyEmbedder")
@@ -187,11 +197,18 @@ impl embed::Embedder for LazyEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, embed::EmbedError> {
-        let settings = self.settings.clone();
-        let embedder = self
-            .loaded
-            .get_or_try_init(|| async move { embed::build_embedder(&settings, None).await })
-            .await?;
-        embedder.embed(texts).await
+        self.loaded().await?.embed(texts).await
+    }
+
+    async fn embed_for(
+        &self,
+        tenant: crate::ids::TenantId,
+        correlation_id: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, embed::EmbedError> {
+        self.loaded()
+            .await?
+            .embed_for(tenant, correlation_id, texts)
+            .await
     }
 }

@@ -388,9 +388,19 @@ impl StageHandler {
             let ids: Vec<Uuid> = rows.iter().map(|row| row.get("id")).collect();
             let texts: Vec<String> = rows.iter().map(|row| row.get("text")).collect();
             let vectors = embedder
-                .embed(&texts)
+                .embed_for(
+                    crate::ids::TenantId(document.tenant_id),
+                    &job.correlation_id,
+                    &texts,
+                )
                 .await
-                .map_err(|error| JobError::model_provider(format!("embedding failed: {error}")))?;
+                .map_err(|error| {
+                    let mut job_error = JobError::from(error);
+                    job_error
+                        .chain
+                        .insert(0, "embedding the chunks failed".to_string());
+                    job_error
+                })?;
             if vectors.len() != ids.len() {
                 return Err(JobError::model_provider(format!(
                     "the embedder returned {} vectors for {} chunks",

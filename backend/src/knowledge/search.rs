@@ -38,7 +38,8 @@ pub struct SearchHit {
     pub text: String,
     /// Fused score after authority and freshness weights; higher is better.
     pub score: f64,
-    /// Cosine similarity between the query and the chunk, in [-1, 1].
+    /// Cosine similarity between the query and the chunk, in [-1, 1]; 0 for a chunk embedded by
+    /// another model than the query.
     pub similarity: f64,
     /// Rank among the nearest vectors, from 1; none when outside the candidates.
     pub vector_rank: Option<i64>,
@@ -47,6 +48,9 @@ pub struct SearchHit {
     /// When the document was published.
     #[serde(with = "time::serde::rfc3339::option")]
     pub published_at: Option<OffsetDateTime>,
+    /// Whether ingestion flagged the document (hidden text or injection-like instructions);
+    /// reviewers published it anyway, and prompts pass the flag on to the model.
+    pub flagged: bool,
 }
 
 /// Returns the freshness weight of a document published `age_days` ago, the same steps the
@@ -82,13 +86,16 @@ pub fn vector_literal(vector: &[f32]) -> String {
     text
 }
 
-/// Runs a hybrid search for `query` (whose embedding is `query_vector`) over the published
-/// chunks of `tenant_id` and returns the best `k`.
+/// Runs a hybrid search for `query` (whose embedding is `query_vector`, made by `model`) over
+/// the published chunks of `tenant_id` and returns the best `k`. Only vectors of the same model
+/// take part in the vector half: distances between two models' vectors mean nothing, so after
+/// a change of embedding backend older chunks are found by their words until re-ingested.
 pub async fn search(
     pool: &PgPool,
     tenant_id: Uuid,
     query: &str,
     query_vector: &[f32],
+    model: &str,
     k: usize,
 ) -> Result<Vec<SearchHit>, sqlx::Error> {
     let k = k.clamp(1, MAX_K);
@@ -106,7 +113,7 @@ pub async fn search(
              SELECT id, row_number() OVER (ORDER BY distance) AS rank FROM ( \
                  SELECT c.id, c.embedding <=> q.embedding AS distance \
                    FROM knowledge_chunks c, query q \
-                  WHERE c.searchable AND c.tenant_id = $1 \
+                  WHERE c.searchable AND c.tenant_id = $1 AND c.embedding_model = $6 \
                   ORDER BY c.embedding <=> q.embedding LIMIT $4) nearest \
          ), text_hits AS ( \
              SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ( \
@@ -116,8 +123,9 @@ pub async fn search(
                   ORDER BY text_score DESC, c.id LIMIT $4) matched \
          ) \
          SELECT c.id AS chunk_id, c.document_id, d.title, s.url, s.authority, c.section_path, \
-                c.text, d.published_at, \
-                1 - (c.embedding <=> q.embedding) AS similarity, \
+                c.text, d.published_at, jsonb_array_length(d.flags) > 0 AS flagged, \
+                CASE WHEN c.embedding_model = $6 THEN 1 - (c.embedding <=> q.embedding) \
+                     ELSE 0 END::float8 AS similarity, \
                 v.rank AS vector_rank, t.rank AS text_rank, \
                 (coalesce(1.0 / ($5 + v.rank), 0) + coalesce(1.0 / ($5 + t.rank), 0))::float8 AS rrf, \
                 (extract(epoch FROM now() - coalesce(d.published_at, d.created_at)) / 86400.0)::float8 \
@@ -132,6 +140,7 @@ pub async fn search(
     .bind(query)
     .bind(candidates)
     .bind(RRF_K)
+    .bind(model)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -156,6 +165,7 @@ pub async fn search(
                 vector_rank: row.get("vector_rank"),
                 text_rank: row.get("text_rank"),
                 published_at: row.get("published_at"),
+                flagged: row.get("flagged"),
             }
         })
         .collect();
@@ -220,23 +230,29 @@ pub async fn nearest_chunk_ids(
     Ok(ids)
 }
 
-/// Embeds `query` with `embedder` and runs [`search`]; the error is what the API returns.
+/// Embeds `query` with `embedder` for the tenant and runs [`search`]; the error is what the
+/// API returns.
 pub async fn search_text(
     pool: &PgPool,
     embedder: &dyn Embedder,
     tenant_id: Uuid,
+    correlation_id: &str,
     query: &str,
     k: usize,
 ) -> Result<Vec<SearchHit>, crate::http::ApiError> {
     let vectors = embedder
-        .embed(&[query.to_string()])
+        .embed_for(
+            crate::ids::TenantId(tenant_id),
+            correlation_id,
+            &[query.to_string()],
+        )
         .await
         .map_err(|error| anyhow::anyhow!("embedding the search query failed: {error}"))?;
     let vector = vectors
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("the embedder returned no vector for the query"))?;
-    Ok(search(pool, tenant_id, query, &vector, k).await?)
+    Ok(search(pool, tenant_id, query, &vector, embedder.model_id(), k).await?)
 }
 
 #[cfg(test)]

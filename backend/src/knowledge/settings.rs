@@ -1,5 +1,6 @@
 //! Limits and switches of the knowledge base, with the product's defaults.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::embed::EmbeddingSettings;
@@ -33,8 +34,9 @@ pub struct KnowledgeSettings {
     pub allowed_hosts: Option<Vec<String>>,
     /// Ports a URL may use besides 443 (and 80 when http is allowed).
     pub extra_ports: Vec<u16>,
-    /// Let fetches reach 127.0.0.1 and ::1; for tests and development only.
-    pub allow_loopback: bool,
+    /// Exact loopback addresses and ports that fetches may reach; for tests and development only
+    /// (see [`Policy::loopback_exceptions`]).
+    pub loopback_exceptions: Vec<SocketAddr>,
     /// Time allowed for a whole fetch, redirects included.
     pub fetch_timeout: Duration,
     /// How often URL sources are fetched again to look for a new version.
@@ -55,7 +57,7 @@ impl Default for KnowledgeSettings {
             allow_http: false,
             allowed_hosts: None,
             extra_ports: Vec::new(),
-            allow_loopback: false,
+            loopback_exceptions: Vec::new(),
             fetch_timeout: Duration::from_secs(30),
             refresh_interval: Duration::from_secs(7 * 24 * 3600),
             webhook_secrets: Vec::new(),
@@ -77,7 +79,7 @@ impl KnowledgeSettings {
             https_only: !self.allow_http,
             allowed_ports,
             allowed_hosts: self.allowed_hosts.clone(),
-            allow_loopback: self.allow_loopback,
+            loopback_exceptions: self.loopback_exceptions.clone(),
             total_timeout: self.fetch_timeout,
             max_redirects: 5,
             max_body_bytes: self.max_document_bytes,

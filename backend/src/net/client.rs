@@ -473,12 +473,12 @@ fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-/// Formats a URL that may not parse for a message, hiding credentials and query when it does.
 /// Formats a URL as its origin followed by `/...`, for webhook errors.
 fn origin_label(url: &Url) -> String {
     format!("{}/...", url.origin().ascii_serialization())
 }
 
+/// Formats a URL that may not parse for a message, hiding credentials and query when it does.
 fn redact_raw_url(raw: &str) -> String {
     match Url::parse(raw) {
         Ok(url) => redact_url(&url),

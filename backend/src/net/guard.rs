@@ -22,12 +22,13 @@ pub struct Policy {
     /// `example.com` also accepts `docs.example.com`. An entry that is not a valid host matches
     /// nothing. Addresses of accepted hosts are still checked.
     pub allowed_hosts: Option<Vec<String>>,
-    /// For development and tests only: also accept the loopback addresses 127.0.0.0/8 and ::1 and
-    /// the `localhost` names, so tests can reach servers they start on 127.0.0.1. Every other
-    /// refused range stays refused, including loopback embedded in an IPv6 address. Never turn
-    /// this on in production, because a URL could then reach any service listening on the
-    /// server's own loopback interface.
-    pub allow_loopback: bool,
+    /// For development and tests only: loopback addresses with ports (such as `127.0.0.1:41234`)
+    /// that a fetch may reach, so tests can talk to servers they started. Each entry admits that
+    /// exact address and port and nothing else: other loopback ports, loopback embedded in an
+    /// IPv6 address and every other refused range stay refused. While the list is not empty the
+    /// `localhost` names are resolved instead of refused, and their addresses must match an entry
+    /// too. Leave it empty in production.
+    pub loopback_exceptions: Vec<SocketAddr>,
     /// Time allowed to open each connection.
     pub connect_timeout: Duration,
     /// Time allowed for a whole request: resolution, every redirect hop and reading the body.
@@ -47,7 +48,7 @@ impl Default for Policy {
             https_only: false,
             allowed_ports: vec![80, 443],
             allowed_hosts: None,
-            allow_loopback: false,
+            loopback_exceptions: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             total_timeout: Duration::from_secs(30),
             max_redirects: 5,
@@ -310,7 +311,14 @@ pub async fn check_url(
             reason: "it has no host or port".to_string(),
         });
     };
-    if !policy.allowed_ports.contains(&port) {
+    // A port outside the list passes here only when an exception names it; each resolved
+    // address must then be that exception, checked below.
+    let port_listed = policy.allowed_ports.contains(&port);
+    let port_excepted = policy
+        .loopback_exceptions
+        .iter()
+        .any(|exception| exception.port() == port);
+    if !port_listed && !port_excepted {
         return Err(Refusal::PortNotAllowed {
             url: redacted_url,
             port,
@@ -337,7 +345,20 @@ pub async fn check_url(
     };
 
     for &ip in &ips {
-        if let Err(blocked) = check_address(ip, policy) {
+        if policy
+            .loopback_exceptions
+            .contains(&SocketAddr::new(ip, port))
+        {
+            continue;
+        }
+        if !port_listed {
+            return Err(Refusal::PortNotAllowed {
+                url: redacted_url,
+                port,
+                allowed: policy.allowed_ports.clone(),
+            });
+        }
+        if let Err(blocked) = check_address(ip) {
             return Err(Refusal::Address {
                 url: redacted_url,
                 addr: ip,
@@ -351,6 +372,31 @@ pub async fn check_url(
     addrs.sort();
     addrs.dedup();
     Ok(Vetted { url, addrs })
+}
+
+/// Parses a comma-separated list of loopback exceptions such as `127.0.0.1:41234,[::1]:8080`
+/// for [`Policy::loopback_exceptions`]; the error names the entry and the accepted form.
+pub fn parse_loopback_exceptions(text: &str) -> Result<Vec<SocketAddr>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let addr: SocketAddr = entry.parse().map_err(|_| {
+                format!("{entry:?} is not an address with a port, such as 127.0.0.1:8080")
+            })?;
+            let loopback = match addr.ip() {
+                IpAddr::V4(v4) => v4.is_loopback(),
+                IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
+            };
+            if !loopback || addr.port() == 0 {
+                return Err(format!(
+                    "{entry:?} is not a loopback address with a port; only 127.0.0.0/8 and [::1] \
+                     with a port from 1 to 65535 may be listed, for tests and development"
+                ));
+            }
+            Ok(addr)
+        })
+        .collect()
 }
 
 /// Formats `url` for messages and logs: without user name, password, query and fragment, which
@@ -425,7 +471,7 @@ fn check_name(name: &str, policy: &Policy, redacted_url: &str) -> Result<(), Ref
     }
 
     let has_suffix = |suffix: &str| bare == suffix || bare.ends_with(&format!(".{suffix}"));
-    if policy.allow_loopback && has_suffix("localhost") {
+    if !policy.loopback_exceptions.is_empty() && has_suffix("localhost") {
         return Ok(());
     }
     let single_label = !bare.contains('.');
@@ -557,16 +603,9 @@ const V6_RANGES: &[(Ipv6Net, BlockedRange)] = &[
     (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), range("multicast_address", "in the multicast range (ff00::/8)")),
 ];
 
-/// Checks one resolved or literal address against the refused ranges.
-fn check_address(ip: IpAddr, policy: &Policy) -> Result<(), Blocked> {
-    let loopback_exempt = match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
-    };
-    if policy.allow_loopback && loopback_exempt {
-        return Ok(());
-    }
-
+/// Checks one resolved or literal address against the refused ranges. The caller matches
+/// loopback exceptions, because only it has the port.
+fn check_address(ip: IpAddr) -> Result<(), Blocked> {
     match ip {
         IpAddr::V4(v4) => match classify_v4(v4) {
             Some(range) => Err(Blocked {
@@ -693,7 +732,6 @@ mod tests {
 
     #[test]
     fn address_table_refuses_special_ranges() {
-        let policy = Policy::default();
         let cases = [
             ("127.0.0.1", "loopback_address"),
             ("127.255.255.254", "loopback_address"),
@@ -757,7 +795,7 @@ mod tests {
             ("4000::1", "reserved_address"),
         ];
         for (text, expected) in cases {
-            let result = check_address(ip(text), &policy);
+            let result = check_address(ip(text));
             let code = result.map(|()| "allowed").unwrap_or_else(|b| b.range.code);
             assert_eq!(code, expected, "address {text}");
         }
@@ -765,7 +803,6 @@ mod tests {
 
     #[test]
     fn address_table_allows_public_addresses() {
-        let policy = Policy::default();
         let public = [
             "93.184.216.34",
             "1.1.1.1",
@@ -787,19 +824,19 @@ mod tests {
             "2001:200::1",
         ];
         for text in public {
-            assert_eq!(check_address(ip(text), &policy), Ok(()), "address {text}");
+            assert_eq!(check_address(ip(text)), Ok(()), "address {text}");
         }
     }
 
     #[test]
     fn embedded_ipv4_is_reported() {
-        let blocked = check_address(ip("::ffff:10.0.0.5"), &Policy::default()).unwrap_err();
+        let blocked = check_address(ip("::ffff:10.0.0.5")).unwrap_err();
         assert_eq!(blocked.embedded, Some(Ipv4Addr::new(10, 0, 0, 5)));
 
-        let blocked = check_address(ip("2002:a00:5::1"), &Policy::default()).unwrap_err();
+        let blocked = check_address(ip("2002:a00:5::1")).unwrap_err();
         assert_eq!(blocked.embedded, Some(Ipv4Addr::new(10, 0, 0, 5)));
 
-        let blocked = check_address(ip("64:ff9b::a00:5"), &Policy::default()).unwrap_err();
+        let blocked = check_address(ip("64:ff9b::a00:5")).unwrap_err();
         assert_eq!(blocked.embedded, Some(Ipv4Addr::new(10, 0, 0, 5)));
     }
 
@@ -1181,32 +1218,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn allow_loopback_permits_only_loopback() {
+    async fn loopback_exceptions_are_exact() {
         let policy = Policy {
-            allow_loopback: true,
+            loopback_exceptions: vec![
+                SocketAddr::new(ip("127.0.0.1"), 41234),
+                SocketAddr::new(ip("::1"), 41235),
+            ],
             ..Policy::default()
         };
-        let vetted = check_url("http://127.0.0.1/", &policy, &NoLookups)
+        let vetted = check_url("http://127.0.0.1:41234/doc", &policy, &NoLookups)
             .await
             .unwrap();
-        assert_eq!(vetted.addrs(), &[SocketAddr::new(ip("127.0.0.1"), 80)]);
-        assert!(check_url("http://127.8.9.10/", &policy, &NoLookups)
+        assert_eq!(vetted.addrs(), &[SocketAddr::new(ip("127.0.0.1"), 41234)]);
+        assert!(check_url("http://[::1]:41235/", &policy, &NoLookups)
             .await
             .is_ok());
-        assert!(check_url("http://[::1]/", &policy, &NoLookups)
+        // localhost resolves through the injected resolver, and its address must match too.
+        let resolver = StaticResolver::new().with("localhost", &[ip("127.0.0.1")]);
+        assert!(check_url("http://localhost:41234/", &policy, &resolver)
             .await
             .is_ok());
-        assert!(check("http://localhost/", &policy).await.is_ok());
-        assert!(check("http://rebind.example.com/", &policy).await.is_ok());
 
         let refused = [
+            // The same address on another port, listed or not.
+            ("http://127.0.0.1/", "loopback_address"),
+            ("http://127.0.0.1:41235/", "port_not_allowed"),
+            ("http://127.0.0.1:5432/", "port_not_allowed"),
+            // Another loopback address on the excepted port.
+            ("http://127.0.0.2:41234/", "port_not_allowed"),
+            ("http://[::1]:41234/", "port_not_allowed"),
+            // Loopback embedded in IPv6 forms is not the excepted address.
+            ("http://[::ffff:127.0.0.1]:41234/", "port_not_allowed"),
+            ("http://[::ffff:127.0.0.1]/", "loopback_address"),
+            ("http://[64:ff9b::7f00:1]/", "loopback_address"),
             ("http://10.0.0.1/", "private_address"),
             ("http://169.254.169.254/", "metadata_address"),
             ("http://0.0.0.0/", "unspecified_address"),
-            ("http://192.168.0.1/", "private_address"),
             ("http://[fe80::1]/", "link_local_address"),
-            ("http://[::ffff:127.0.0.1]/", "loopback_address"),
-            ("http://[64:ff9b::7f00:1]/", "loopback_address"),
         ];
         for (raw, expected) in refused {
             let result = check_url(raw, &policy, &NoLookups).await;
@@ -1216,9 +1264,19 @@ mod tests {
                 "reason for {raw}"
             );
         }
+        // A public name on the excepted port is refused: the port is only open to the exception.
         assert_eq!(
-            refusal_code("http://private.example.com/", &policy).await,
-            "private_address"
+            refusal_code("http://docs.example.com:41234/", &policy).await,
+            "port_not_allowed"
+        );
+        let mixed = StaticResolver::new().with("mixed.example.com", &[ip("127.0.0.1"), PUBLIC_V4]);
+        assert_eq!(
+            check_url("http://mixed.example.com:41234/", &policy, &mixed)
+                .await
+                .unwrap_err()
+                .reason_code(),
+            "port_not_allowed",
+            "every resolved address must be an exception"
         );
         assert_eq!(
             refusal_code("http://metadata.google.internal/", &policy).await,
@@ -1228,6 +1286,37 @@ mod tests {
             refusal_code("http://printer.local/", &policy).await,
             "internal_host"
         );
+        // Without exceptions localhost is refused by name, before any lookup.
+        assert_eq!(
+            refusal_code("http://localhost:41234/", &Policy::default()).await,
+            "port_not_allowed"
+        );
+        assert_eq!(
+            refusal_code("http://localhost/", &Policy::default()).await,
+            "internal_host"
+        );
+    }
+
+    #[test]
+    fn loopback_exceptions_parse_strictly() {
+        assert_eq!(
+            parse_loopback_exceptions(" 127.0.0.1:41234, [::1]:8080 ,").unwrap(),
+            vec![
+                SocketAddr::new(ip("127.0.0.1"), 41234),
+                SocketAddr::new(ip("::1"), 8080)
+            ]
+        );
+        assert_eq!(parse_loopback_exceptions("").unwrap(), vec![]);
+        for bad in [
+            "127.0.0.1",
+            "10.0.0.1:80",
+            "169.254.169.254:80",
+            "localhost:80",
+            "127.0.0.1:0",
+        ] {
+            let error = parse_loopback_exceptions(bad).unwrap_err();
+            assert!(error.contains(bad), "{error}");
+        }
     }
 
     #[tokio::test]

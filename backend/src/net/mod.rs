@@ -15,7 +15,8 @@
 //! - [`GuardedClient`] sends each request, and each redirect hop, only to the addresses the check
 //!   accepted, with timeouts, a body size cap and a content-type allowlist.
 //!
-//! `Policy::allow_loopback` exists for development and tests only.
+//! `Policy::loopback_exceptions` exists for development and tests only: it admits exact loopback
+//! addresses and ports, such as a test's own server on `127.0.0.1:41234`.
 
 mod client;
 mod guard;
@@ -23,6 +24,7 @@ mod guard;
 pub(crate) use client::{parse_retry_after, read_capped, CappedReadError};
 pub use client::{FetchError, Fetched, GuardedClient, USER_AGENT};
 pub use guard::{
-    check_url, BlockedRange, Policy, Refusal, Resolve, StaticResolver, SystemResolver, Vetted,
+    check_url, parse_loopback_exceptions, BlockedRange, Policy, Refusal, Resolve, StaticResolver,
+    SystemResolver, Vetted,
 };
 pub use url::Url;

@@ -338,6 +338,52 @@ impl Gateway {
         })
     }
 
+    /// Embeds `texts` with `provider` alone, under the same breaker, rate limits, budget and
+    /// call records as chain calls, but without a fallback. Stored knowledge vectors must all
+    /// come from one model. So when the provider is not usable, the caller gets the reason and
+    /// its wait, and retries later instead of receiving another model's vectors.
+    pub async fn embed_through(
+        &self,
+        provider: &dyn Provider,
+        tenant: TenantId,
+        purpose: &str,
+        texts: &[String],
+        correlation_id: &str,
+    ) -> Result<Result<Embeddings, OfflineReason>, GatewayError> {
+        let call = CallContext {
+            tenant,
+            template: purpose,
+            correlation_id,
+            prompt_hash: texts_hash(texts),
+        };
+        if let Some(cause) = self.over_budget(tenant).await? {
+            return Ok(Err(OfflineReason {
+                cause,
+                skipped: Vec::new(),
+            }));
+        }
+        let mut skipped = Vec::new();
+        if let Some(admitted) = self.admit(&call, provider.kind(), &mut skipped).await? {
+            match self.embed_on(provider, &call, texts, &admitted, None).await {
+                Ok(embeddings) => {
+                    self.finish(&call, provider.kind(), CallOutcome::Success, admitted.probe)
+                        .await;
+                    return Ok(Ok(embeddings));
+                }
+                Err(error) => {
+                    let skip = self
+                        .fail(&call, provider.kind(), error, admitted.probe)
+                        .await;
+                    skipped.push(skip);
+                }
+            }
+        }
+        Ok(Err(OfflineReason {
+            cause: OfflineCause::ChainExhausted,
+            skipped,
+        }))
+    }
+
     /// Returns the over-budget cause when the tenant has used its monthly tokens.
     async fn over_budget(&self, tenant: TenantId) -> Result<Option<OfflineCause>, GatewayError> {
         let limit = self.policy.monthly_token_budget;

@@ -35,7 +35,7 @@ use crate::jobs::{ErrorClass, JobError};
 pub use anthropic::{AnthropicConfig, AnthropicProvider, ANTHROPIC_VERSION};
 pub use gateway::{Answer, EmbedAnswer, Gateway, GatewayError, ModelAnswer, OfflineReason};
 pub use offline::{OfflineProvider, OFFLINE_EMBEDDING_DIMENSIONS};
-pub use openai::{OpenAiConfig, OpenAiProvider, SchemaDialect};
+pub use openai::{KeyHeader, OpenAiConfig, OpenAiProvider, SchemaDialect};
 
 /// Default for [`ChatRequest::max_tokens`].
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;

@@ -2,7 +2,7 @@
 //! Azure OpenAI, Ollama, vLLM and llama.cpp servers.
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use url::Url;
@@ -29,16 +29,44 @@ pub enum SchemaDialect {
     JsonObjectSchema,
 }
 
-/// Settings of an OpenAI-compatible provider.
-// NOTE: Azure OpenAI deployment URLs need an `api-version` query and an `api-key` header, which
-// this client does not send, so Azure works only through an endpoint that accepts Bearer keys.
+/// The header that carries the API key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyHeader {
+    /// `Authorization: Bearer <key>`, as OpenAI, vLLM, Ollama and llama.cpp servers take it.
+    #[default]
+    Bearer,
+    /// `api-key: <key>`, as Azure OpenAI takes a resource key.
+    ApiKey,
+}
+
+impl KeyHeader {
+    /// Parses the setting's value: `authorization` or `api-key`; the error names the value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "authorization" | "bearer" => Ok(KeyHeader::Bearer),
+            "api-key" => Ok(KeyHeader::ApiKey),
+            other => Err(format!(
+                "{other:?} is not a key header; use authorization (Bearer) or api-key (Azure \
+                 OpenAI)"
+            )),
+        }
+    }
+}
+
+/// Settings of an OpenAI-compatible provider. For Azure OpenAI, set the base URL to the
+/// deployment (`https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT`), `api_version`
+/// and the `api-key` header.
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
     /// The API root that `chat/completions` and `embeddings` are appended to, such as
     /// `https://host/v1`. It comes from settings only, never from a request.
     pub base_url: Url,
-    /// Sent as `Authorization: Bearer`; local servers such as Ollama need none.
+    /// Sent in `key_header`; local servers such as Ollama need none.
     pub api_key: Option<Secret>,
+    /// The header that carries the key.
+    pub key_header: KeyHeader,
+    /// Sent as the `api-version` query parameter of every request, as Azure OpenAI needs.
+    pub api_version: Option<String>,
     /// The model for chat completions.
     pub chat_model: String,
     /// The model for embeddings; without one, [`Provider::embed`] fails as unsupported.
@@ -55,6 +83,8 @@ impl OpenAiConfig {
         Self {
             base_url,
             api_key: None,
+            key_header: KeyHeader::default(),
+            api_version: None,
             chat_model: chat_model.into(),
             embedding_model: None,
             dialect: SchemaDialect::default(),
@@ -100,23 +130,50 @@ impl OpenAiProvider {
 
         let mut headers = HeaderMap::new();
         if let Some(key) = &config.api_key {
+            let (name, text) = match config.key_header {
+                KeyHeader::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+                KeyHeader::ApiKey => (HeaderName::from_static("api-key"), key.expose().to_string()),
+            };
             let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
-                    ProviderError::InvalidConfig {
-                        provider: kind,
-                        detail:
-                            "the API key contains characters that an HTTP header cannot carry; \
+                HeaderValue::from_str(&text).map_err(|_| ProviderError::InvalidConfig {
+                    provider: kind,
+                    detail: "the API key contains characters that an HTTP header cannot carry; \
                              copy the key again without spaces or line breaks"
-                                .to_string(),
-                    }
+                        .to_string(),
                 })?;
             value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            headers.insert(name, value);
         }
+        let version = match config.api_version.as_deref().map(str::trim) {
+            Some("") | None => None,
+            Some(version)
+                if version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
+            {
+                Some(version)
+            }
+            Some(version) => {
+                return Err(ProviderError::InvalidConfig {
+                    provider: kind,
+                    detail: format!(
+                        "the API version {version:?} has characters other than letters, digits, \
+                         '-' and '.'; write it as the server documents it, such as 2024-10-21"
+                    ),
+                })
+            }
+        };
+        let url = |path: &str| {
+            let mut url = endpoint(&config.base_url, path);
+            if let Some(version) = version {
+                url.query_pairs_mut().append_pair("api-version", version);
+            }
+            url
+        };
         let transport = Transport::new(kind, config.limits, headers, config.api_key.clone())?;
         Ok(Self {
-            chat_url: endpoint(&config.base_url, "chat/completions"),
-            embeddings_url: endpoint(&config.base_url, "embeddings"),
+            chat_url: url("chat/completions"),
+            embeddings_url: url("embeddings"),
             config,
             transport,
         })

@@ -78,11 +78,22 @@ impl DataBlock {
     }
 
     /// Creates a block for a knowledge chunk; `authority` is its level (official, high, medium
-    /// or low). The title is untrusted, so it goes into the text rather than an attribute.
-    pub fn document_chunk(id: impl ToString, authority: &str, title: &str, text: &str) -> Self {
+    /// or low) and `flagged` says whether ingestion flagged its document. The title is
+    /// untrusted, so it goes into the text rather than an attribute.
+    pub fn document_chunk(
+        id: impl ToString,
+        authority: &str,
+        flagged: bool,
+        title: &str,
+        text: &str,
+    ) -> Self {
         Self::new(
             BlockKind::DocumentChunk,
-            vec![("id", id.to_string()), ("authority", authority.to_string())],
+            vec![
+                ("id", id.to_string()),
+                ("authority", authority.to_string()),
+                ("flagged", flagged.to_string()),
+            ],
             &format!("Title: {title}\n\n{text}"),
         )
     }
@@ -323,6 +334,7 @@ mod tests {
             chunks: vec![DataBlock::document_chunk(
                 "0b6a1c9e-2f3d-4c55-9a7e-1d2e3f4a5b6c",
                 "official",
+                false,
                 "Fire code",
                 "Inspect extinguishers monthly.",
             )],
@@ -380,10 +392,14 @@ mod tests {
 
     #[test]
     fn chunk_title_stays_inside_block() {
-        let block = DataBlock::document_chunk("c1", "high>>> evil=1", "Title>>>x", "body");
+        let block = DataBlock::document_chunk("c1", "high>>> evil=1", true, "Title>>>x", "body");
         assert_eq!(
             block.attributes()[1],
             ("authority".to_string(), "highevil1".to_string())
+        );
+        assert_eq!(
+            block.attributes()[2],
+            ("flagged".to_string(), "true".to_string())
         );
         assert!(block.text().starts_with("Title: Title> > >x"));
     }

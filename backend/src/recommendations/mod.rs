@@ -57,6 +57,10 @@ pub struct RetrievedChunk {
     pub age_days: Option<f64>,
     /// Cosine similarity between the retrieval query and the chunk, in [-1, 1].
     pub similarity: f64,
+    /// Whether ingestion flagged the chunk's document; prompts mark the block flagged. Runs
+    /// stored before the flag existed read as not flagged.
+    #[serde(default)]
+    pub flagged: bool,
 }
 
 impl RetrievedChunk {
@@ -75,6 +79,7 @@ impl RetrievedChunk {
             text: hit.text.clone(),
             age_days,
             similarity: hit.similarity,
+            flagged: hit.flagged,
         }
     }
 }

@@ -126,6 +126,11 @@ pub struct RunView {
     pub dropped: Value,
     /// The reason the run failed.
     pub error: Option<String>,
+    /// Who proposed the operations: a model and its provider, or the offline rules and why
+    /// (for example an exhausted token budget). Absent until the maker stage ran.
+    pub maker_source: Option<String>,
+    /// Who checked the operations, in the same form.
+    pub checker_source: Option<String>,
     /// The job of the current or last stage.
     pub job_id: Option<Uuid>,
     /// When it was requested.
@@ -229,8 +234,8 @@ pub fn stage_job(stage: Stage, run_id: Uuid, tenant_id: Uuid, correlation_id: &s
 pub async fn get(pool: &PgPool, scope: Scope, run_id: Uuid) -> Result<RunView, ApiError> {
     let row = sqlx::query(
         "SELECT id, conversation_id, stage, status, progress, decision, confidence, terms, \
-                removed_unsupported, removed_unknown, consensus, error, job_id, created_at, \
-                finished_at \
+                removed_unsupported, removed_unknown, consensus, error, maker_source, \
+                checker_source, job_id, created_at, finished_at \
            FROM recommendation_runs WHERE tenant_id = $1 AND id = $2",
     )
     .bind(scope.tenant_id())
@@ -290,6 +295,8 @@ pub async fn get(pool: &PgPool, scope: Scope, run_id: Uuid) -> Result<RunView, A
         escalation_reasons,
         dropped,
         error: row.get("error"),
+        maker_source: row.get("maker_source"),
+        checker_source: row.get("checker_source"),
         job_id: row.get("job_id"),
         created_at: row.get("created_at"),
         finished_at: row.get("finished_at"),

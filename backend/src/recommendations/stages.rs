@@ -32,7 +32,7 @@ use crate::ids::{ConversationId, TenantId};
 use crate::jobs::runner::Registry;
 use crate::jobs::{self, ErrorClass, JobContext, JobError, JobHandler};
 use crate::knowledge::embed::Embedder;
-use crate::knowledge::search::{search_text, DEFAULT_K};
+use crate::knowledge::search::{search, DEFAULT_K};
 use crate::providers::gateway::Answer;
 use crate::providers::prompts::{CheckerPrompt, DataBlock, MakerPrompt};
 use crate::providers::{ChatRequest, Gateway, ProviderError};
@@ -194,7 +194,7 @@ impl JobHandler for StageHandler {
         job.progress(10, Some(self.stage.as_str())).await?;
 
         let result = match self.stage {
-            Stage::Retrieve => self.retrieve(&job.pool, &run).await,
+            Stage::Retrieve => self.retrieve(job, &run).await,
             Stage::Maker => self.maker(job, &run).await,
             Stage::Checker => self.checker(job, &run).await,
             Stage::Consensus => consensus_of(&run),
@@ -329,25 +329,32 @@ fn missing(stage: Stage, input: &str) -> JobError {
 impl StageHandler {
     /// Searches the published knowledge for each retrieval query, keeps each query's top
     /// chunks, and merges them by chunk, best score first.
-    async fn retrieve(&self, pool: &PgPool, run: &Run) -> Result<Value, JobError> {
+    async fn retrieve(&self, job: &JobContext, run: &Run) -> Result<Value, JobError> {
         let queries = offline::rules::retrieval_queries(&run.facts);
         let now = OffsetDateTime::now_utc();
         let mut best: BTreeMap<Uuid, (f64, StoredChunk)> = BTreeMap::new();
-        for query in &queries {
-            let hits = search_text(
-                pool,
-                self.embedder.as_ref(),
-                run.tenant_id,
-                query,
-                DEFAULT_K,
-            )
+        // One embedding call for every query: a provider backend counts one request.
+        let vectors = self
+            .embedder
+            .embed_for(TenantId(run.tenant_id), &job.correlation_id, &queries)
             .await
             .map_err(|error| {
-                JobError::new(
-                    ErrorClass::Database,
-                    format!("search for {query:?} failed: {error:?}"),
-                )
+                let mut job_error = JobError::from(error);
+                job_error
+                    .chain
+                    .insert(0, "embedding the retrieval queries failed".to_string());
+                job_error
             })?;
+        for (query, vector) in queries.iter().zip(&vectors) {
+            let hits = search(
+                &job.pool,
+                run.tenant_id,
+                query,
+                vector,
+                self.embedder.model_id(),
+                DEFAULT_K,
+            )
+            .await?;
             for hit in hits {
                 let stored = StoredChunk {
                     chunk: RetrievedChunk::from_hit(&hit, now),
@@ -455,17 +462,45 @@ impl StageHandler {
             )
             .await
             .map_err(JobError::from)?;
-        match answer {
+        let (source, output) = match answer {
             Answer::Model(answer) => {
                 tracing::info!(run_id = %run.id, template, provider = answer.provider.as_str(), model = answer.model, repaired = answer.repaired, "a model responded");
-                Ok(Some(answer.output))
+                let source = format!("{} through the {} provider", answer.model, answer.provider);
+                (source, Some(answer.output))
             }
             Answer::Offline(reason) => {
-                tracing::info!(run_id = %run.id, template, reason = ?reason, "the offline rules responded");
-                Ok(None)
+                tracing::info!(run_id = %run.id, template, reason = %reason, "the offline rules responded");
+                (format!("the offline rules, because {reason}"), None)
             }
-        }
+        };
+        record_source(&job.pool, run.id, template, &source).await?;
+        Ok(output)
     }
+}
+
+/// Stores what produced the output of a run's `maker` or `checker` stage: a model, or the
+/// offline rules and the reason, which the proposal then shows.
+async fn record_source(
+    pool: &PgPool,
+    run_id: Uuid,
+    template: &str,
+    source: &str,
+) -> Result<(), JobError> {
+    let query = match template {
+        "maker" => "UPDATE recommendation_runs SET maker_source = $2 WHERE id = $1",
+        "checker" => "UPDATE recommendation_runs SET checker_source = $2 WHERE id = $1",
+        other => {
+            return Err(JobError::permanent(format!(
+                "no source column for the stage template {other:?}"
+            )))
+        }
+    };
+    sqlx::query(query)
+        .bind(run_id)
+        .bind(source)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Converts the run's retrieved chunks to fenced data blocks; a citation names a block's id.
@@ -476,6 +511,7 @@ fn chunk_blocks(chunks: &[RetrievedChunk]) -> Vec<DataBlock> {
             DataBlock::document_chunk(
                 chunk.chunk_id,
                 chunk.authority.as_str(),
+                chunk.flagged,
                 &chunk.document_title,
                 &chunk.text,
             )

@@ -12,6 +12,7 @@ fn chunk(id: Uuid) -> RetrievedChunk {
         text: "Exit routes must be free and unobstructed.".to_string(),
         age_days: Some(3.0),
         similarity: 0.4,
+        flagged: false,
     }
 }
 

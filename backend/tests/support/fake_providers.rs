@@ -69,6 +69,8 @@ impl std::fmt::Debug for Responder {
 pub struct Recorded {
     /// The request path, such as `/v1/chat/completions`.
     pub path: String,
+    /// The query string without `?`, when there is one.
+    pub query: Option<String>,
     /// The request headers.
     pub headers: HeaderMap,
     /// The JSON body, or `Value::Null` when the body was not JSON.
@@ -89,6 +91,9 @@ struct Shared {
     flavor: Flavor,
     replies: Mutex<VecDeque<Reply>>,
     recorded: Mutex<Vec<Recorded>>,
+    /// 0: the embeddings endpoint answers `[index, 1.0, 0.5]`; otherwise vectors of this length
+    /// computed from each text, so equal texts get equal vectors.
+    embedding_dimensions: std::sync::atomic::AtomicUsize,
 }
 
 /// A running fake server; it stops when the value is dropped.
@@ -112,6 +117,7 @@ impl FakeServer {
             flavor,
             replies: Mutex::new(VecDeque::new()),
             recorded: Mutex::new(Vec::new()),
+            embedding_dimensions: std::sync::atomic::AtomicUsize::new(0),
         });
         let app = Router::new()
             .fallback(handle)
@@ -147,6 +153,14 @@ impl FakeServer {
         self.shared.recorded.lock().unwrap().clone()
     }
 
+    /// Makes the embeddings endpoint return vectors of `dimensions` numbers derived from each
+    /// text, as a real embedding model of that size would.
+    pub fn set_embedding_dimensions(&self, dimensions: usize) {
+        self.shared
+            .embedding_dimensions
+            .store(dimensions, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Returns the number of replies not used yet.
     pub fn pending(&self) -> usize {
         self.shared.replies.lock().unwrap().len()
@@ -162,13 +176,22 @@ async fn handle(
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     shared.recorded.lock().unwrap().push(Recorded {
         path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
         headers,
         body: body.clone(),
     });
 
+    // OpenAI-compatible routes end the configured base path, which is `/v1` here and a
+    // deployment path for Azure OpenAI.
     match (shared.flavor, uri.path()) {
-        (Flavor::OpenAi, "/v1/embeddings") => return embeddings(&body),
-        (Flavor::OpenAi, "/v1/chat/completions") | (Flavor::Anthropic, "/v1/messages") => {}
+        (Flavor::OpenAi, path) if path.ends_with("/embeddings") => {
+            let dimensions = shared
+                .embedding_dimensions
+                .load(std::sync::atomic::Ordering::SeqCst);
+            return embeddings(&body, dimensions);
+        }
+        (Flavor::OpenAi, path) if path.ends_with("/chat/completions") => {}
+        (Flavor::Anthropic, "/v1/messages") => {}
         (flavor, path) => {
             let message = format!("the fake server has no route {path}");
             return error_response(flavor, 404, &message, None);
@@ -266,12 +289,19 @@ fn status_reply(flavor: Flavor, reply: Reply) -> Response {
 
 /// Responds to `POST /v1/embeddings` with one 3-dimensional vector per input, `[i, 1, 0.5]`, listed
 /// in reverse order with their indexes, so the client must sort by index.
-fn embeddings(request: &Value) -> Response {
+fn embeddings(request: &Value, dimensions: usize) -> Response {
     let inputs = request["input"].as_array().cloned().unwrap_or_default();
-    let data: Vec<Value> = (0..inputs.len())
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
         .rev()
-        .map(|index| {
-            json!({ "object": "embedding", "index": index, "embedding": [index as f32, 1.0, 0.5] })
+        .map(|(index, input)| {
+            let embedding = if dimensions == 0 {
+                vec![index as f32, 1.0, 0.5]
+            } else {
+                text_vector(input.as_str().unwrap_or_default(), dimensions)
+            };
+            json!({ "object": "embedding", "index": index, "embedding": embedding })
         })
         .collect();
     json_response(
@@ -283,6 +313,22 @@ fn embeddings(request: &Value) -> Response {
             "usage": { "prompt_tokens": 9, "total_tokens": 9 },
         }),
     )
+}
+
+/// A vector of `dimensions` positive numbers drawn from a generator seeded with the text's
+/// FNV-1a hash: the same text always gets the same vector.
+fn text_vector(text: &str, dimensions: usize) -> Vec<f32> {
+    let mut state = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (0..dimensions)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 40) % 1000) as f32 / 1000.0 + 0.001
+        })
+        .collect()
 }
 
 fn error_response(

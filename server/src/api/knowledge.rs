@@ -412,6 +412,7 @@ const MAX_QUERY_CHARS: usize = 500;
 pub async fn search(
     caller: Authorized<AnyRole>,
     State(state): State<AppState>,
+    correlation: CorrelationId,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<Vec<SearchHit>>, ApiError> {
     let text = query.q.as_deref().map(str::trim).unwrap_or("");
@@ -431,7 +432,15 @@ pub async fn search(
             .ok_or_else(|| ApiError::invalid("k", raw, "k must be a whole number from 1 to 50"))?,
     };
     let tenant = caller.scope().tenant_id().0;
-    let hits = search::search_text(&state.pool, state.embedder.as_ref(), tenant, text, k).await?;
+    let hits = search::search_text(
+        &state.pool,
+        state.embedder.as_ref(),
+        tenant,
+        &correlation.0,
+        text,
+        k,
+    )
+    .await?;
     Ok(Json(hits))
 }
 

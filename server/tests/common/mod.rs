@@ -40,6 +40,15 @@ impl TestApp {
 
     /// Starts the app with `settings`.
     pub async fn spawn_with(settings: Settings) -> Self {
+        Self::spawn_customized(settings, |_, state| state).await
+    }
+
+    /// Starts the app with `settings` and the state `customize` returns, such as one with
+    /// another embedder; it receives the test database's pool.
+    pub async fn spawn_customized(
+        settings: Settings,
+        customize: impl FnOnce(&sqlx::PgPool, AppState) -> AppState,
+    ) -> Self {
         let pool = fresh_pool().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -55,10 +64,8 @@ impl TestApp {
             login_window_minutes: 15,
             json_body_limit_kb: 256,
         };
-        let app = server::router::build(
-            AppState::new(pool.clone(), settings),
-            server::cli::leptos_options(&web),
-        );
+        let state = customize(&pool, AppState::new(pool.clone(), settings));
+        let app = server::router::build(state, server::cli::leptos_options(&web));
         tokio::spawn(async move {
             axum::serve(
                 listener,

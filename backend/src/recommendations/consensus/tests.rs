@@ -21,6 +21,7 @@ fn chunk(authority: Authority, age_days: Option<f64>) -> RetrievedChunk {
         text: "text".to_string(),
         age_days,
         similarity: 0.5,
+        flagged: false,
     }
 }
 

@@ -39,6 +39,7 @@ fn chunk(number: u128, title: &str, source: &str, text: &str) -> RetrievedChunk 
         text: text.to_string(),
         age_days: Some(20.0),
         similarity: 0.6,
+        flagged: false,
     }
 }
 
