@@ -756,6 +756,36 @@ impl ProviderEmbedder {
             })
             .collect()
     }
+
+    /// Embeds each distinct text once, `batch_size` texts per request. With a `caller`
+    /// (gateway, tenant, correlation id) every request goes through the gateway's bookkeeping;
+    /// without one it goes straight to the provider.
+    async fn embed_batches(
+        &self,
+        texts: &[String],
+        caller: Option<(&Gateway, TenantId, &str)>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let dedup = Deduplicated::new(texts);
+        let mut vectors = Vec::with_capacity(dedup.unique.len());
+        for batch in dedup.unique.chunks(self.batch_size) {
+            let batch: Vec<String> = batch.iter().map(|text| text.to_string()).collect();
+            let embeddings = match caller {
+                Some((gateway, tenant, correlation_id)) => gateway
+                    .embed_through(
+                        self.provider.as_ref(),
+                        tenant,
+                        EMBEDDING_PURPOSE,
+                        &batch,
+                        correlation_id,
+                    )
+                    .await?
+                    .map_err(EmbedError::Unavailable)?,
+                None => self.provider.embed(&batch).await?,
+            };
+            vectors.extend(self.check_batch(batch.len(), embeddings.vectors)?);
+        }
+        Ok(dedup.expand(vectors))
+    }
 }
 
 #[async_trait]
@@ -769,14 +799,7 @@ impl Embedder for ProviderEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let dedup = Deduplicated::new(texts);
-        let mut vectors = Vec::with_capacity(dedup.unique.len());
-        for batch in dedup.unique.chunks(self.batch_size) {
-            let batch: Vec<String> = batch.iter().map(|text| text.to_string()).collect();
-            let embeddings = self.provider.embed(&batch).await?;
-            vectors.extend(self.check_batch(batch.len(), embeddings.vectors)?);
-        }
-        Ok(dedup.expand(vectors))
+        self.embed_batches(texts, None).await
     }
 
     async fn embed_for(
@@ -785,26 +808,11 @@ impl Embedder for ProviderEmbedder {
         correlation_id: &str,
         texts: &[String],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let Some(gateway) = &self.gateway else {
-            return self.embed(texts).await;
-        };
-        let dedup = Deduplicated::new(texts);
-        let mut vectors = Vec::with_capacity(dedup.unique.len());
-        for batch in dedup.unique.chunks(self.batch_size) {
-            let batch: Vec<String> = batch.iter().map(|text| text.to_string()).collect();
-            let embeddings = gateway
-                .embed_through(
-                    self.provider.as_ref(),
-                    tenant,
-                    EMBEDDING_PURPOSE,
-                    &batch,
-                    correlation_id,
-                )
-                .await?
-                .map_err(EmbedError::Unavailable)?;
-            vectors.extend(self.check_batch(batch.len(), embeddings.vectors)?);
-        }
-        Ok(dedup.expand(vectors))
+        let caller = self
+            .gateway
+            .as_deref()
+            .map(|gateway| (gateway, tenant, correlation_id));
+        self.embed_batches(texts, caller).await
     }
 }
 
