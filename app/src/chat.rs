@@ -103,7 +103,8 @@ pub struct RunCard {
     pub notes: Vec<String>,
     /// The failure, for a failed run.
     pub error: Option<String>,
-    /// Who proposed and who checked, such as `Proposed by the offline rules, because ...`.
+    /// Sentences naming the maker's and the checker's source, such as `Proposed by the offline
+    /// rules, because ...`.
     pub sources: Vec<String>,
     /// The proposal items in order.
     pub items: Vec<ProposalCard>,

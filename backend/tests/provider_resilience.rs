@@ -646,9 +646,9 @@ const CHILD_TENANT: &str = "SITELINE_TEST_CHILD_TENANT";
 const CHILD_OPENAI: &str = "SITELINE_TEST_CHILD_OPENAI";
 const CHILD_ANTHROPIC: &str = "SITELINE_TEST_CHILD_ANTHROPIC";
 
-/// One gateway call made by a separate operating-system process. The parent test runs this test
-/// binary again with only this test selected and the `SITELINE_TEST_CHILD_*` variables set.
-/// Run on its own, it returns at once.
+/// Makes one gateway call from a separate operating-system process. The parent test runs this
+/// test binary again with only this test selected and the `SITELINE_TEST_CHILD_*` variables
+/// set. Run on its own, it returns at once.
 #[tokio::test]
 #[ignore = "run by second_process_sees_open_breaker as a child process"]
 async fn child_process_call() {

@@ -394,13 +394,7 @@ impl StageHandler {
                     &texts,
                 )
                 .await
-                .map_err(|error| {
-                    let mut job_error = JobError::from(error);
-                    job_error
-                        .chain
-                        .insert(0, "embedding the chunks failed".to_string());
-                    job_error
-                })?;
+                .map_err(|error| JobError::from(error).context("embedding the chunks failed"))?;
             if vectors.len() != ids.len() {
                 return Err(JobError::model_provider(format!(
                     "the embedder returned {} vectors for {} chunks",

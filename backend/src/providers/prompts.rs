@@ -78,7 +78,7 @@ impl DataBlock {
     }
 
     /// Creates a block for a knowledge chunk; `authority` is its level (official, high, medium
-    /// or low) and `flagged` says whether ingestion flagged its document. The title is
+    /// or low), and `flagged` is true when ingestion flagged its document. The title is
     /// untrusted, so it goes into the text rather than an attribute.
     pub fn document_chunk(
         id: impl ToString,

@@ -126,10 +126,10 @@ pub struct RunView {
     pub dropped: Value,
     /// The reason the run failed.
     pub error: Option<String>,
-    /// Who proposed the operations: a model and its provider, or the offline rules and why
-    /// (for example an exhausted token budget). Absent until the maker stage ran.
+    /// The source of the operations: a model and its provider, or the offline rules and the
+    /// reason (for example an exhausted token budget). Absent until the maker stage ran.
     pub maker_source: Option<String>,
-    /// Who checked the operations, in the same form.
+    /// The source of the checker's verdicts, in the same form.
     pub checker_source: Option<String>,
     /// The job of the current or last stage.
     pub job_id: Option<Uuid>,

@@ -339,12 +339,15 @@ impl StageHandler {
             .embed_for(TenantId(run.tenant_id), &job.correlation_id, &queries)
             .await
             .map_err(|error| {
-                let mut job_error = JobError::from(error);
-                job_error
-                    .chain
-                    .insert(0, "embedding the retrieval queries failed".to_string());
-                job_error
+                JobError::from(error).context("embedding the retrieval queries failed")
             })?;
+        if vectors.len() != queries.len() {
+            return Err(JobError::model_provider(format!(
+                "the embedder returned {} vectors for {} retrieval queries",
+                vectors.len(),
+                queries.len()
+            )));
+        }
         for (query, vector) in queries.iter().zip(&vectors) {
             let hits = search(
                 &job.pool,

@@ -91,8 +91,9 @@ struct Shared {
     flavor: Flavor,
     replies: Mutex<VecDeque<Reply>>,
     recorded: Mutex<Vec<Recorded>>,
-    /// 0: the embeddings endpoint answers `[index, 1.0, 0.5]`; otherwise vectors of this length
-    /// computed from each text, so equal texts get equal vectors.
+    /// Length of the vectors the embeddings endpoint returns. At 0 it returns
+    /// `[index, 1.0, 0.5]`; otherwise it computes each vector from its text, so equal texts get
+    /// equal vectors.
     embedding_dimensions: std::sync::atomic::AtomicUsize,
 }
 
