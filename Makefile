@@ -22,7 +22,8 @@ test:
 ## build: the release server binary and site, without running anything
 build:
 	scripts/prereqs.sh --release
-	cargo leptos build --release
+	cargo build --release --bin server
+	scripts/build-site.sh --release
 
 ## prereqs: install what is missing for building, testing and running
 prereqs:

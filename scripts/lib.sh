@@ -5,7 +5,7 @@
 # shellcheck disable=SC2034 # Used by the scripts that source this file.
 SITELINE_REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 
-# Cargo installs cargo-leptos, wasm-bindgen and wasm-opt here, and a
+# Cargo installs wasm-bindgen and wasm-opt here, and a
 # non-login shell (CI, `bash script.sh`) does not always have it on PATH.
 case ":$PATH:" in
   *":$HOME/.cargo/bin:"*) ;;

@@ -5,7 +5,7 @@
 #
 # Usage: scripts/prereqs.sh [--e2e] [--release] [--verbose]
 #   --e2e      also install Chromium, chromedriver and the end2end/ npm packages
-#   --release  also install wasm-opt 116, which `cargo leptos build --release` runs
+#   --release  also install wasm-opt 116, which scripts/build-site.sh --release runs
 #   --verbose  stream the output of apt, make, cargo and npm instead of logging it
 set -euo pipefail
 
@@ -239,7 +239,7 @@ ensure_wasm_target() {
   # rustup runs in the repo root so that a rust-toolchain.toml there selects
   # the toolchain that gets the target.
   if ! (cd "$SITELINE_REPO_ROOT" && rustup target list --installed) | grep -qx wasm32-unknown-unknown; then
-    note_install "rust target wasm32-unknown-unknown" "cargo-leptos compiles the hydrating front end to wasm"
+    note_install "rust target wasm32-unknown-unknown" "scripts/build-site.sh compiles the hydrating front end to wasm"
     (cd "$SITELINE_REPO_ROOT" && run_logged rustup-target rustup target add wasm32-unknown-unknown)
   fi
 }
@@ -293,41 +293,6 @@ ensure_wasm_bindgen_cli() {
   # Rust 1.80 and later).
   note_install "wasm-bindgen-cli $wanted" "must match wasm-bindgen $wanted in Cargo.lock (found ${current:-none}); about 2 min"
   run_logged wasm-bindgen-cli cargo install wasm-bindgen-cli --version "$wanted" --force
-}
-
-# Matches the command line of a running `cargo install ... cargo-leptos`.
-CARGO_LEPTOS_INSTALL_PATTERN='(^|/)cargo install (.* )?cargo-leptos( |$)'
-
-ensure_cargo_leptos() {
-  cargo leptos --version >/dev/null 2>&1 && return
-
-  local pids waited=0
-  pids="$(pgrep -f "$CARGO_LEPTOS_INSTALL_PATTERN" | tr '\n' ' ' || true)"
-  if [[ -n "$pids" ]]; then
-    say "waiting for the running 'cargo install cargo-leptos' (pid ${pids% }) instead of starting a second one"
-    # The wait is bounded so that CI cannot hang. A cold build takes about
-    # 13 min on 2 cores with nothing else building (an estimate, not a limit).
-    while pgrep -f "$CARGO_LEPTOS_INSTALL_PATTERN" >/dev/null; do
-      if ((waited >= 3600)); then
-        die "the running 'cargo install cargo-leptos' (pid ${pids% }) has not finished after 60 min: stop it, then rerun"
-      fi
-      sleep 10
-      waited=$((waited + 10))
-    done
-    if cargo leptos --version >/dev/null 2>&1; then
-      say "cargo-leptos installed by the other process after ${waited}s"
-      return
-    fi
-    warn "the other 'cargo install cargo-leptos' ended without installing it, so installing here"
-  fi
-
-  # NOTE: --ignore-rust-version is there because plain --locked failed with
-  # Rust 1.95; which crate's rust-version check failed was not recorded.
-  # The no_downloads feature stops
-  # cargo-leptos from downloading tools at build time, which this network
-  # blocks, so this script installs them instead.
-  note_install cargo-leptos "builds and serves the Leptos app; about 13 min"
-  run_logged cargo-leptos cargo install cargo-leptos --locked --ignore-rust-version --features no_downloads
 }
 
 ensure_wasm_opt() {
@@ -401,7 +366,6 @@ main() {
     ensure_end2end_packages
   fi
   ensure_wasm_bindgen_cli
-  ensure_cargo_leptos
   if [[ "$WANT_RELEASE" == 1 ]]; then
     ensure_wasm_opt
   fi
@@ -412,7 +376,6 @@ main() {
   vector_version="$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$(pgvector_control "$PG_MAJOR")")"
   local summary="PostgreSQL $PG_MAJOR, pgvector $vector_version, wasm32 target, rustfmt, clippy"
   summary+=", all-MiniLM-L6-v2"
-  summary+=", $(cargo leptos --version 2>/dev/null | head -n 1)"
   summary+=", $(wasm-bindgen --version)"
   if [[ "$WANT_RELEASE" == 1 ]]; then
     summary+=", wasm-opt $WASM_OPT_BINARYEN_VERSION"

@@ -9,7 +9,8 @@ here=$(cd -- "$(dirname -- "$0")" && pwd)
 root=$(dirname -- "$here")
 cd "$root"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the minutes and seconds since the start, so a slow step shows in CI logs.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # Debug test executables are about 1 GB each, and every change of a test crate leaves the old
 # one behind in the shared build directory, which filled the disk after a day of runs. Keep only
@@ -43,7 +44,8 @@ step "unit and integration tests"
 cargo test --all-targets
 
 step "building the site for the browser tests"
-cargo leptos build
+# The server binary is the one `cargo test` just built; this adds the wasm bundle and styles.
+scripts/build-site.sh
 
 step "browser journeys (Chromium)"
 # The test databases are created and dropped through the server's maintenance database:
@@ -56,3 +58,4 @@ SERVER_BIN="$CARGO_TARGET_DIR/debug/server" \
   LEPTOS_SITE_ROOT="$root/target/site" \
   ADMIN_DATABASE_URL="$admin_url" \
   end2end/run.sh
+step "all checks passed"

@@ -3,6 +3,11 @@
 //! Compiled twice: with `ssr` for the server (server functions run there and reach the backend
 //! through the `AppState` in Leptos context) and with `hydrate` for the browser.
 
+// The hydrate build nests the view types of the larger pages deeper than rustc's default limit
+// of 128 when it computes their layout (`--cfg erase_components` would avoid that, but the
+// server and the wasm must agree on it, and neither uses it).
+#![recursion_limit = "256"]
+
 pub mod account;
 pub mod changes;
 pub mod chat;

@@ -516,6 +516,75 @@ fn docx_with_too_many_entries_is_rejected() {
     );
 }
 
+/// A one-page PDF whose content stream is `content`, Flate-compressed.
+fn pdf_with_page_content(content: &[u8]) -> Vec<u8> {
+    use pdf_extract::{Dictionary, Document, Object, Stream};
+    use std::io::Write;
+
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(content).unwrap();
+    let compressed = encoder.finish().unwrap();
+
+    let mut document = Document::with_version("1.5");
+    let pages_id = document.new_object_id();
+    let mut stream_dict = Dictionary::new();
+    stream_dict.set("Filter", Object::Name(b"FlateDecode".to_vec()));
+    let content_id = document.add_object(Stream::new(stream_dict, compressed));
+    let mut page = Dictionary::new();
+    page.set("Type", Object::Name(b"Page".to_vec()));
+    page.set("Parent", Object::Reference(pages_id));
+    page.set("Contents", Object::Reference(content_id));
+    page.set(
+        "MediaBox",
+        Object::Array(vec![0.into(), 0.into(), 595.into(), 842.into()]),
+    );
+    let page_id = document.add_object(page);
+    let mut pages = Dictionary::new();
+    pages.set("Type", Object::Name(b"Pages".to_vec()));
+    pages.set("Kids", Object::Array(vec![Object::Reference(page_id)]));
+    pages.set("Count", 1);
+    document.objects.insert(pages_id, Object::Dictionary(pages));
+    let mut catalog = Dictionary::new();
+    catalog.set("Type", Object::Name(b"Catalog".to_vec()));
+    catalog.set("Pages", Object::Reference(pages_id));
+    let catalog_id = document.add_object(catalog);
+    document.trailer.set("Root", Object::Reference(catalog_id));
+    let mut bytes = Vec::new();
+    document.save_to(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn pdf_flate_bomb_is_rejected() {
+    // 101 MB of spaces in a page's content stream deflate to about 100 kB.
+    let bytes = pdf_with_page_content(&vec![b' '; 101 * 1000 * 1000]);
+    assert!(
+        bytes.len() < 2_000_000,
+        "the bomb is small: {} bytes",
+        bytes.len()
+    );
+
+    let error = extract::extract(Format::Pdf, &bytes).unwrap_err();
+    assert_eq!(
+        error,
+        ExtractError::PdfStreamTooLarge { limit: 100_000_000 }
+    );
+    assert!(error.to_string().contains("compression bomb"), "{error}");
+
+    // The total over all streams has its own limit, named in its error.
+    let limits = ExtractLimits {
+        max_pdf_inflated_bytes: 50_000_000,
+        ..ExtractLimits::default()
+    };
+    let bytes = pdf_with_page_content(&vec![b' '; 60 * 1000 * 1000]);
+    let error = extract::extract_with_limits(Format::Pdf, &bytes, &limits).unwrap_err();
+    assert_eq!(error, ExtractError::PdfInflatesTooFar { limit: 50_000_000 });
+    assert!(
+        error.to_string().contains("max_pdf_inflated_bytes"),
+        "{error}"
+    );
+}
+
 #[test]
 fn corrupt_pdfs_are_errors() {
     let pdf = read_corpus("cisa-bomb-threat-procedures-checklist-2025-08.pdf");

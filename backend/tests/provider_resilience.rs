@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use backend::accounts;
 use backend::ids::TenantId;
-use backend::jobs::ErrorClass;
+use backend::jobs::{ErrorClass, JobSettings};
 use backend::providers::gateway::{OfflineCause, SkipReason};
 use backend::providers::output::{parse_validated, Validate, Violations};
 use backend::providers::settings::{BreakerSettings, PriceTable, ProviderSettings, RateLimits};
@@ -947,6 +947,64 @@ async fn budget_counts_current_month_only() {
     let answer = expect_model(chat(&gateway, acme).await);
 
     assert_eq!(answer.provider, ProviderKind::OpenAiCompatible);
+}
+
+/// Inserts a 100-token call record of `tenant` made `days_ago` days ago.
+async fn insert_call_days_ago(pool: &PgPool, tenant: TenantId, days_ago: i32) {
+    sqlx::query(
+        "INSERT INTO provider_calls (tenant_id, provider, operation, model, template, prompt_hash, \
+                                     attempt, input_tokens, output_tokens, latency_ms, outcome, \
+                                     correlation_id, created_at) \
+         VALUES ($1, 'openai_compatible', 'chat', 'gpt-fake', 'maker', repeat('a', 64), 1, \
+                 60, 40, 10, 'ok', 'aged', now() - make_interval(days => $2))",
+    )
+    .bind(tenant.0)
+    .bind(days_ago)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn upkeep_prunes_old_provider_calls() {
+    let pool = fresh_pool().await;
+    let acme = tenant(&pool, "acme").await;
+    for days_ago in [0, 10, 31, 89, 91, 400] {
+        insert_call_days_ago(&pool, acme, days_ago).await;
+    }
+
+    let report = backend::jobs::upkeep::run_upkeep(&pool, &JobSettings::default())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        report.provider_calls, 2,
+        "the 91- and 400-day-old calls went"
+    );
+    let left: Vec<i32> = sqlx::query_scalar(
+        "SELECT round(extract(epoch FROM now() - created_at) / 86400)::int \
+           FROM provider_calls ORDER BY created_at DESC",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, vec![0, 10, 31, 89]);
+
+    // A retention shorter than a month is raised to the minimum, so the calls the monthly
+    // budget may still count (up to 31 days back) stay.
+    let settings = JobSettings {
+        provider_call_retention: Duration::from_secs(24 * 3600),
+        ..JobSettings::default()
+    };
+    let report = backend::jobs::upkeep::run_upkeep(&pool, &settings)
+        .await
+        .unwrap();
+    assert_eq!(report.provider_calls, 1, "only the 89-day-old call went");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM provider_calls")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 3);
 }
 
 #[tokio::test]

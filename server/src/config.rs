@@ -171,6 +171,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "DEAD_LETTER_RETENTION_DAYS", default_value_t = 30)]
     pub dead_letter_retention_days: u64,
 
+    /// Days model provider call records are kept (at least 32: budgets sum the current month).
+    #[arg(long, env = "PROVIDER_CALL_RETENTION_DAYS", default_value_t = 90)]
+    pub provider_call_retention_days: u64,
+
     /// Post a Slack-style JSON message here when a critical job fails for good.
     #[arg(long, env = "ALERT_WEBHOOK_URL")]
     pub alert_webhook_url: Option<String>,
@@ -212,6 +216,15 @@ impl WorkerArgs {
                 self.job_missed_heartbeats
             );
         }
+        let provider_call_retention =
+            Duration::from_secs(self.provider_call_retention_days.saturating_mul(86_400));
+        if provider_call_retention < backend::jobs::MIN_PROVIDER_CALL_RETENTION {
+            anyhow::bail!(
+                "PROVIDER_CALL_RETENTION_DAYS must be at least 32, because the monthly token \
+                 budget sums the current month's calls (got {})",
+                self.provider_call_retention_days
+            );
+        }
         let webhook = self
             .alert_webhook_url
             .as_deref()
@@ -221,6 +234,7 @@ impl WorkerArgs {
             policy,
             dead_letter_cap: self.dead_letter_cap.max(1),
             dead_letter_retention: Duration::from_secs(self.dead_letter_retention_days * 86_400),
+            provider_call_retention,
             heartbeat: Duration::from_secs(self.job_heartbeat_seconds),
             missed_heartbeats: self.job_missed_heartbeats,
             poll_interval: Duration::from_millis(self.job_poll_ms.max(50)),

@@ -340,3 +340,20 @@ async fn openai_embeddings_need_their_model_named() {
     assert!(!ok, "the worker started without a server: {err}");
     assert!(err.contains("OPENAI_BASE_URL"), "{err}");
 }
+
+#[tokio::test]
+async fn short_provider_call_retention_rejected() {
+    let app = TestApp::spawn().await;
+    let db = database_url(&app).await;
+
+    // A week would delete calls the monthly budget still counts.
+    let (ok, _, err) = run(
+        &db,
+        &["worker", "--provider-call-retention-days", "7"],
+        None,
+    );
+    assert!(!ok, "the worker started with a 7-day retention: {err}");
+    assert!(err.contains("PROVIDER_CALL_RETENTION_DAYS"), "{err}");
+    assert!(err.contains("at least 32"), "{err}");
+    assert!(err.contains("got 7"), "{err}");
+}

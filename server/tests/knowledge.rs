@@ -416,7 +416,38 @@ async fn url_source_fetches_and_refreshes() {
     let unchanged = kb.wait_until_reviewable(&unchanged_id.to_string()).await;
     assert_eq!(unchanged["status"], "unchanged");
 
-    // Changed content becomes version 3, which supersedes version 1 once published.
+    // A second unchanged check replaces the first, so refreshes do not pile up rows.
+    sqlx::query("UPDATE knowledge_sources SET next_refresh_at = now() - interval '1 second'")
+        .execute(&kb.app.pool)
+        .await
+        .unwrap();
+    backend::knowledge::store::refresh_due(
+        &kb.app.pool,
+        &knowledge_settings(Some(addr.port())),
+        "test-refresh-unchanged",
+    )
+    .await
+    .unwrap();
+    let second_check: Uuid =
+        sqlx::query_scalar("SELECT id FROM knowledge_documents WHERE version = 3")
+            .fetch_one(&kb.app.pool)
+            .await
+            .unwrap();
+    let second = kb.wait_until_reviewable(&second_check.to_string()).await;
+    assert_eq!(second["status"], "unchanged");
+    let versions: Vec<(i32, String)> =
+        sqlx::query_as("SELECT version, status FROM knowledge_documents ORDER BY version")
+            .fetch_all(&kb.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        versions,
+        vec![(1, "published".to_string()), (3, "unchanged".to_string())],
+        "the first unchanged check is gone"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "each refresh fetched once");
+
+    // Changed content becomes version 4, which supersedes version 1 once published.
     *body.lock().unwrap() = PAGE.replace("yellow line", "red line");
     sqlx::query("UPDATE knowledge_sources SET next_refresh_at = now() - interval '1 second'")
         .execute(&kb.app.pool)
@@ -430,7 +461,7 @@ async fn url_source_fetches_and_refreshes() {
     .await
     .unwrap();
     let changed_id: Uuid =
-        sqlx::query_scalar("SELECT id FROM knowledge_documents WHERE version = 3")
+        sqlx::query_scalar("SELECT id FROM knowledge_documents WHERE version = 4")
             .fetch_one(&kb.app.pool)
             .await
             .unwrap();

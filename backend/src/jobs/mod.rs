@@ -53,6 +53,10 @@ pub fn is_critical_kind(kind: &str) -> bool {
     CRITICAL_KINDS.contains(&kind)
 }
 
+/// The shortest retention of provider call records: the monthly token budget sums the calls
+/// of the current calendar month, which can reach 31 days back.
+pub const MIN_PROVIDER_CALL_RETENTION: Duration = Duration::from_secs(32 * 24 * 3600);
+
 /// Settings of the job system, with the product's defaults.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -64,6 +68,8 @@ pub struct JobSettings {
     pub dead_letter_retention: Duration,
     /// Succeeded jobs are kept this long in the ledger, for their pages and for debugging.
     pub finished_job_retention: Duration,
+    /// Model provider call records are kept this long; at least [`MIN_PROVIDER_CALL_RETENTION`].
+    pub provider_call_retention: Duration,
     /// How often a worker reports that it is alive.
     pub heartbeat: Duration,
     /// Heartbeats a worker may miss before its running jobs are handed to another worker.
@@ -100,6 +106,7 @@ impl Default for JobSettings {
             dead_letter_cap: 10_000,
             dead_letter_retention: Duration::from_secs(30 * 24 * 3600),
             finished_job_retention: Duration::from_secs(30 * 24 * 3600),
+            provider_call_retention: Duration::from_secs(90 * 24 * 3600),
             // 20 s x 3 missed: a killed worker's jobs are handed on 60-80 s after it died.
             heartbeat: Duration::from_secs(20),
             missed_heartbeats: 3,

@@ -1,5 +1,6 @@
 //! The periodic upkeep job: expired sessions, old login attempts, dead-letter retention and
-//! cap, old finished jobs, deliveries the queue lost, and stale or stuck conversations.
+//! cap, old finished jobs and provider call records, deliveries the queue lost, and stale or
+//! stuck conversations.
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -31,6 +32,8 @@ pub struct UpkeepReport {
     pub dead_letters_over_cap: u64,
     /// Succeeded jobs past retention deleted from the ledger and the queue.
     pub finished_jobs: u64,
+    /// Model provider call records past retention deleted.
+    pub provider_calls: u64,
     /// Lost deliveries recorded as failed attempts.
     pub lost_jobs: u64,
     /// Change sets that expired waiting.
@@ -61,6 +64,13 @@ pub async fn run_upkeep(pool: &PgPool, settings: &JobSettings) -> Result<UpkeepR
     )
     .await?;
     let finished_jobs = prune_finished_jobs(pool, settings.finished_job_retention).await?;
+    let provider_calls = crate::providers::calls::prune(
+        pool,
+        settings
+            .provider_call_retention
+            .max(super::MIN_PROVIDER_CALL_RETENTION),
+    )
+    .await?;
     let lost_jobs = ledger::sweep_lost(pool, settings.lost_after, &settings.policy).await?;
     let expired_change_sets = expire_change_sets(pool).await?;
     let knowledge_refreshes = crate::knowledge::store::refresh_due(
@@ -81,6 +91,7 @@ pub async fn run_upkeep(pool: &PgPool, settings: &JobSettings) -> Result<UpkeepR
         dead_letters_expired: pruned.expired,
         dead_letters_over_cap: pruned.over_cap,
         finished_jobs,
+        provider_calls,
         lost_jobs,
         expired_change_sets,
         knowledge_refreshes,

@@ -10,6 +10,7 @@ mod data;
 mod docx;
 mod format;
 mod html;
+mod inflate;
 mod markdown;
 mod nesting;
 mod pdf;
@@ -38,6 +39,10 @@ pub struct ExtractLimits {
     pub max_zip_entries: usize,
     /// Most pages read from a PDF.
     pub max_pdf_pages: usize,
+    /// Maximum bytes one PDF stream may expand to, counted before the parser inflates it.
+    pub max_pdf_stream_bytes: u64,
+    /// Maximum bytes all streams of one PDF may expand to together.
+    pub max_pdf_inflated_bytes: u64,
 }
 
 impl Default for ExtractLimits {
@@ -47,6 +52,8 @@ impl Default for ExtractLimits {
             max_unzipped_bytes: 100 * 1000 * 1000,
             max_zip_entries: 10_000,
             max_pdf_pages: 5_000,
+            max_pdf_stream_bytes: 100 * 1000 * 1000,
+            max_pdf_inflated_bytes: 1000 * 1000 * 1000,
         }
     }
 }
@@ -253,6 +260,24 @@ pub enum ExtractError {
         count: usize,
         /// The limit in force.
         limit: usize,
+    },
+    /// A PDF stream expands past [`ExtractLimits::max_pdf_stream_bytes`].
+    #[error(
+        "a stream in the PDF inflates to more than {limit} bytes (a compression bomb or a very \
+         large image); print the document to a new PDF or raise the max_pdf_stream_bytes limit"
+    )]
+    PdfStreamTooLarge {
+        /// The limit in force, in bytes.
+        limit: u64,
+    },
+    /// All streams of a PDF expand past [`ExtractLimits::max_pdf_inflated_bytes`] together.
+    #[error(
+        "the streams of the PDF inflate to more than {limit} bytes in all; split the document \
+         or raise the max_pdf_inflated_bytes limit"
+    )]
+    PdfInflatesTooFar {
+        /// The limit in force, in bytes.
+        limit: u64,
     },
     /// The document parsed but contains no text.
     #[error(

@@ -482,6 +482,16 @@ impl StageHandler {
                 .bind(document.id)
                 .execute(&mut *tx)
                 .await?;
+                // Only the latest check of a source is worth showing, so a weekly refresh of an
+                // unchanged page keeps one row instead of adding one every week.
+                sqlx::query(
+                    "DELETE FROM knowledge_documents \
+                      WHERE source_id = $1 AND status = 'unchanged' AND id <> $2",
+                )
+                .bind(document.source_id)
+                .bind(document.id)
+                .execute(&mut *tx)
+                .await?;
             }
             Outcome::Advance(updates) => {
                 for (column, value) in updates {

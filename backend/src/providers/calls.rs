@@ -107,3 +107,15 @@ pub async fn record(pool: &PgPool, call: &CallRecord<'_>) -> Result<(), sqlx::Er
     .await?;
     Ok(())
 }
+
+/// Deletes call records older than `retention` and returns how many went. The caller keeps
+/// `retention` above a month, because the monthly budget sums the current month's rows.
+pub async fn prune(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM provider_calls WHERE created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(retention.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

@@ -4,13 +4,15 @@
 //! `pdf-extract` panics on many malformed files, so loading and each page run under
 //! `catch_unwind`. Two structures would make it recurse without end, which overflows the stack
 //! and aborts the process (no unwinding can catch that): a page whose `/Parent` chain loops,
-//! and form XObjects that draw each other in a loop. Both are checked before any page is read.
+//! and form XObjects that draw each other in a loop. Both are checked before any page is read,
+//! and so is the size every compressed stream expands to (see [`super::inflate`]).
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pdf_extract::{Dictionary, Document, Object, ObjectId, PlainTextOutput};
 
+use super::inflate::{self, InflateLimits};
 use super::{ExtractError, ExtractLimits, Extracted, Fact, Format, Section};
 
 /// Maximum depth of form XObjects drawing one another. Each level is a nested call in
@@ -22,6 +24,11 @@ const MAX_PAGE_TREE_DEPTH: usize = 256;
 
 /// Extracts the text of a PDF.
 pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted, ExtractError> {
+    let inflate_limits = InflateLimits {
+        stream: limits.max_pdf_stream_bytes,
+        total: limits.max_pdf_inflated_bytes,
+    };
+    inflate::check_raw(bytes, inflate_limits)?;
     let document = match catch_unwind(AssertUnwindSafe(|| load(bytes))) {
         Ok(result) => result?,
         Err(panic) => {
@@ -31,6 +38,8 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted,
             ))
         }
     };
+
+    inflate::check_loaded(&document, inflate_limits)?;
 
     let pages = document.get_pages();
     if pages.len() > limits.max_pdf_pages {
@@ -89,8 +98,6 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted,
     })
 }
 
-// TODO: lopdf inflates streams without a size cap, so a small PDF with a flate bomb in a
-// content stream can use gigabytes of memory. Only the upload and fetch size cap bounds it.
 fn load(bytes: &[u8]) -> Result<Document, ExtractError> {
     let mut document =
         Document::load_mem(bytes).map_err(|error| ExtractError::invalid(Format::Pdf, error))?;
