@@ -664,6 +664,23 @@ async fn openai_embeddings_in_input_order() {
 }
 
 #[tokio::test]
+async fn openai_embeddings_send_dimensions() {
+    let server = FakeServer::start(Flavor::OpenAi).await;
+    let mut config = openai_config(&server);
+    config.embedding_model = Some("text-embedding-3-small".to_string());
+    config.embedding_dimensions = Some(384);
+    let provider = OpenAiProvider::new(config).unwrap();
+
+    provider.embed(&["gate".to_string()]).await.unwrap();
+
+    let sent = &server.requests()[0];
+    assert_eq!(
+        sent.body,
+        json!({"model": "text-embedding-3-small", "input": ["gate"], "dimensions": 384})
+    );
+}
+
+#[tokio::test]
 async fn embeddings_without_model_unsupported() {
     let server = FakeServer::start(Flavor::OpenAi).await;
 

@@ -288,6 +288,11 @@ pub struct ProviderArgs {
     #[arg(long, env = "OPENAI_EMBEDDING_MODEL")]
     pub openai_embedding_model: Option<String>,
 
+    /// Vector length to request from the embedding model, for models that shorten their vectors
+    /// (OpenAI's text-embedding-3 family). Only 384, the knowledge base's vector length, fits.
+    #[arg(long, env = "OPENAI_EMBEDDING_DIMENSIONS")]
+    pub openai_embedding_dimensions: Option<u32>,
+
     /// Output-schema dialect of the OpenAI-compatible server: json_schema (OpenAI, vLLM) or
     /// json_object_schema (llama-cpp-python's server).
     #[arg(long, env = "OPENAI_SCHEMA_DIALECT", default_value = "json_schema")]
@@ -457,6 +462,17 @@ impl ProviderArgs {
             .map(str::trim)
             .filter(|model| !model.is_empty())
             .map(str::to_string);
+        if let Some(dimensions) = self.openai_embedding_dimensions {
+            let stored = backend::knowledge::embed::EMBEDDING_DIMENSIONS;
+            if dimensions as usize != stored {
+                anyhow::bail!(
+                    "OPENAI_EMBEDDING_DIMENSIONS must be {stored}, the vector length the \
+                     knowledge base stores (got {dimensions}); leave it unset for a model that \
+                     returns {stored} numbers by itself"
+                );
+            }
+        }
+        config.embedding_dimensions = self.openai_embedding_dimensions;
         config.dialect = dialect;
         config.limits = limits;
         config.key_header = KeyHeader::parse(&self.openai_key_header)

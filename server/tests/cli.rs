@@ -357,3 +357,34 @@ async fn short_provider_call_retention_rejected() {
     assert!(err.contains("at least 32"), "{err}");
     assert!(err.contains("got 7"), "{err}");
 }
+
+#[tokio::test]
+async fn embedding_dimensions_must_fit_store() {
+    let app = TestApp::spawn().await;
+    let db = database_url(&app).await;
+
+    // text-embedding-3-small returns 1536 numbers unless asked for fewer.
+    let (ok, _, err) = run(
+        &db,
+        &[
+            "worker",
+            "--embedding-backend",
+            "openai",
+            "--openai-base-url",
+            "http://127.0.0.1:9/v1",
+            "--openai-model",
+            "chat-model",
+            "--openai-embedding-model",
+            "text-embedding-3-small",
+            "--openai-embedding-dimensions",
+            "1536",
+        ],
+        None,
+    );
+    assert!(!ok, "the worker started with 1536 dimensions: {err}");
+    assert!(
+        err.contains("OPENAI_EMBEDDING_DIMENSIONS must be 384"),
+        "{err}"
+    );
+    assert!(err.contains("got 1536"), "{err}");
+}

@@ -71,6 +71,9 @@ pub struct OpenAiConfig {
     pub chat_model: String,
     /// The model for embeddings; without one, [`Provider::embed`] fails as unsupported.
     pub embedding_model: Option<String>,
+    /// Vector length sent as `dimensions` in embedding requests, for models that can shorten
+    /// their vectors (OpenAI's text-embedding-3 family). A server without the field may reject it.
+    pub embedding_dimensions: Option<u32>,
     /// The form in which the server accepts the output schema.
     pub dialect: SchemaDialect,
     /// Timeouts and the response size limit.
@@ -87,6 +90,7 @@ impl OpenAiConfig {
             api_version: None,
             chat_model: chat_model.into(),
             embedding_model: None,
+            embedding_dimensions: None,
             dialect: SchemaDialect::default(),
             limits: HttpLimits::default(),
         }
@@ -247,7 +251,10 @@ impl Provider for OpenAiProvider {
             });
         }
 
-        let body = json!({ "model": model, "input": texts });
+        let mut body = json!({ "model": model, "input": texts });
+        if let Some(dimensions) = self.config.embedding_dimensions {
+            body["dimensions"] = json!(dimensions);
+        }
         let (value, latency) = self
             .transport
             .post_json(&self.embeddings_url, &body)
