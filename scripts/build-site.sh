@@ -7,9 +7,9 @@
 #   --release  build with the wasm-release profile and shrink the wasm with wasm-opt
 #
 # It does what `cargo leptos build` does for this workspace, with the tools prereqs.sh
-# installs (wasm-bindgen, wasm-opt). `make` uses it because installing cargo-leptos from source
-# takes about 13 min on 2 cores, and because cargo-leptos compiles the server with its own flags
-# (`--cfg erase_components` and LEPTOS_OUTPUT_NAME in debug builds), which makes cargo rebuild
+# installs (wasm-bindgen, wasm-opt). `make` uses it for two reasons. Installing cargo-leptos
+# from source takes about 13 min on 2 cores. And cargo-leptos compiles the server with its own
+# flags (`--cfg erase_components` and LEPTOS_OUTPUT_NAME in debug builds), so cargo rebuilds
 # leptos and everything above it after each `cargo test`. The output names match the server's
 # LeptosOptions: output name "siteline", package folder "pkg".
 set -euo pipefail

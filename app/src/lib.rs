@@ -4,8 +4,8 @@
 //! through the `AppState` in Leptos context) and with `hydrate` for the browser.
 
 // The hydrate build nests the view types of the larger pages deeper than rustc's default limit
-// of 128 when it computes their layout (`--cfg erase_components` would avoid that, but the
-// server and the wasm must agree on it, and neither uses it).
+// of 128 when it computes their layout. `--cfg erase_components` would avoid that, but the
+// server and the wasm must agree on it, and neither uses it.
 #![recursion_limit = "256"]
 
 pub mod account;

@@ -516,7 +516,7 @@ fn docx_with_too_many_entries_is_rejected() {
     );
 }
 
-/// A one-page PDF whose content stream is `content`, Flate-compressed.
+/// Builds a one-page PDF whose content stream is `content`, Flate-compressed.
 fn pdf_with_page_content(content: &[u8]) -> Vec<u8> {
     use pdf_extract::{Dictionary, Document, Object, Stream};
     use std::io::Write;
