@@ -11,7 +11,7 @@ use backend::sessions::PgSessionStore;
 use backend::AppState;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -103,13 +103,24 @@ fn session_layer(state: &AppState) -> SessionManagerLayer<PgSessionStore> {
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
+/// Returns the page routes, generated once per process and cloned for each router.
+///
+/// Generating them renders the app with resource loading switched off by a process-wide flag
+/// in leptos_server 0.8, and a resource first polled while that flag is up never loads, so
+/// its page never finishes. One process may build several routers, as the tests do;
+/// generating the list only once keeps that moment before any router serves a page.
+fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
+}
+
 /// Builds the Leptos pages and server functions, with the app state in their context.
 fn pages_router(state: &AppState, leptos: LeptosOptions) -> Router<AppState> {
     let web_state = WebState {
         leptos: leptos.clone(),
         app: state.clone(),
     };
-    let routes = generate_route_list(app::App);
+    let routes = page_routes();
     let context_state = state.clone();
     Router::new()
         .leptos_routes_with_context(

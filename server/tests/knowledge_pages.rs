@@ -5,6 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backend::accounts::{self, Email, Role};
@@ -682,4 +684,57 @@ async fn upload_takes_bodies_over_default_limits() {
         .unwrap()
         .expect("the uploaded document exists");
     assert_eq!(document.byte_size, Some(text.len() as i64));
+}
+
+/// A page renders while other routers start in the same process. Generating Leptos's route
+/// list switches resource loading off for the whole process while it runs, and a resource
+/// first polled in that moment never loads, so the page never finishes. Tests start many apps
+/// in one process. Before the route list was generated only once, about one run in 25 of this
+/// file hung on a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_other_routers_start() {
+    let site = Site::start(Settings::default()).await;
+    let admin = site.sign_in_as(Role::Admin).await;
+
+    // Raised when the test ends, even by a failed assertion, because the runtime waits for
+    // the builder's thread before it shuts down.
+    let stop = StopFlag(Arc::new(AtomicBool::new(false)));
+    let state = backend::AppState::new(site.app.pool.clone(), Settings::default());
+    let options = common::leptos_options("127.0.0.1:0".parse().unwrap());
+    let builder = {
+        let stop = Arc::clone(&stop.0);
+        tokio::task::spawn_blocking(move || {
+            let mut builds = 0_u32;
+            while !stop.load(Ordering::Relaxed) {
+                drop(server::router::build(state.clone(), options.clone()));
+                builds += 1;
+            }
+            builds
+        })
+    };
+
+    for round in 0..40 {
+        let page = tokio::time::timeout(Duration::from_secs(20), site.page(&admin, "/knowledge"));
+        let (status, html) = page.await.unwrap_or_else(|_| {
+            panic!("round {round}: the Knowledge page did not finish while routers started")
+        });
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("data-testid=\"add-panel\""), "{html}");
+        assert!(
+            html.contains("data-testid=\"documents-empty\""),
+            "the document list resolved: {html}"
+        );
+    }
+    drop(stop);
+    let builds = builder.await.unwrap();
+    assert!(builds > 0, "no router was built during the page loads");
+}
+
+/// A flag raised when it is dropped.
+struct StopFlag(Arc<AtomicBool>);
+
+impl Drop for StopFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

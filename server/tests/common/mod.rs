@@ -11,6 +11,22 @@ use backend::AppState;
 use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
 use sqlx::PgPool;
 
+/// Returns the site options a test app serves with, listening on `addr`.
+pub fn leptos_options(addr: SocketAddr) -> leptos::config::LeptosOptions {
+    let web = server::config::WebArgs {
+        addr,
+        site_root: "target/site".into(),
+        secure_cookies: false,
+        trusted_origins: vec![],
+        session_idle_minutes: 30,
+        session_absolute_hours: 12,
+        login_max_failures: 5,
+        login_window_minutes: 15,
+        json_body_limit_kb: 256,
+    };
+    server::cli::leptos_options(&web)
+}
+
 /// A running application and a pool to its database.
 pub struct TestApp {
     /// Base URL, e.g. http://127.0.0.1:41234.
@@ -53,19 +69,8 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
 
-        let web = server::config::WebArgs {
-            addr,
-            site_root: "target/site".into(),
-            secure_cookies: false,
-            trusted_origins: vec![],
-            session_idle_minutes: 30,
-            session_absolute_hours: 12,
-            login_max_failures: 5,
-            login_window_minutes: 15,
-            json_body_limit_kb: 256,
-        };
         let state = customize(&pool, AppState::new(pool.clone(), settings));
-        let app = server::router::build(state, server::cli::leptos_options(&web));
+        let app = server::router::build(state, leptos_options(addr));
         tokio::spawn(async move {
             axum::serve(
                 listener,
