@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +14,6 @@ use backend::providers::calls::{self, CallRecord, Operation};
 use backend::providers::settings::{parse_base_url, PriceTable, ProviderSettings};
 use backend::providers::{AnthropicConfig, Gateway, OpenAiConfig, ProviderKind, Secret};
 use backend::settings::Settings;
-use backend::testing::fresh_pool;
-use backend::AppState;
 use common::{session_cookie, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -26,7 +23,6 @@ const BUDGET: u64 = 10_000;
 /// Starts the app with an OpenAI-compatible and an Anthropic provider in the chain. Their base
 /// URLs point at a closed port on 127.0.0.1: the tests record calls directly and never send one.
 async fn spawn_with_providers() -> TestApp {
-    let pool = fresh_pool().await;
     let settings = ProviderSettings {
         chain: vec![ProviderKind::OpenAiCompatible, ProviderKind::Anthropic],
         openai: Some(OpenAiConfig::new(
@@ -42,35 +38,11 @@ async fn spawn_with_providers() -> TestApp {
         prices: PriceTable::parse("gpt-fake=1/2").unwrap(),
         ..ProviderSettings::default()
     };
-    let gateway = Gateway::from_settings(pool.clone(), &settings).unwrap();
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let web = server::config::WebArgs {
-        addr,
-        site_root: "target/site".into(),
-        secure_cookies: false,
-        trusted_origins: vec![],
-        session_idle_minutes: 30,
-        session_absolute_hours: 12,
-        login_max_failures: 5,
-        login_window_minutes: 15,
-        json_body_limit_kb: 256,
-    };
-    let state = AppState::new(pool.clone(), Settings::default()).with_providers(Arc::new(gateway));
-    let app = server::router::build(state, server::cli::leptos_options(&web));
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    TestApp {
-        base: format!("http://{addr}"),
-        pool,
-    }
+    TestApp::spawn_customized(Settings::default(), |pool, state| {
+        let gateway = Gateway::from_settings(pool.clone(), &settings).unwrap();
+        state.with_providers(Arc::new(gateway))
+    })
+    .await
 }
 
 async fn tenant_id(app: &TestApp, slug: &str) -> TenantId {
