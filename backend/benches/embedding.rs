@@ -1,6 +1,6 @@
 //! Throughput of the local embedding model on chunk-sized texts.
 //!
-//! Usage: cargo bench -p backend --bench embedding [-- CORPUS_DIR]
+//! Usage: cargo bench --profile dev --bench embedding [-- CORPUS_DIR]
 //!
 //! Reads the `.txt`, `.md` and `.html` files of CORPUS_DIR (default: `shared/corpus` beside the
 //! repository), cuts them into pieces of about 1,000 characters at whitespace, drops duplicate

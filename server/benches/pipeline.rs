@@ -1,14 +1,15 @@
 //! Chunks per second through the whole ingestion pipeline, against the bare model's embedding
 //! rate on the same texts in the same run.
 //!
-//! Usage: cargo bench -p server --bench pipeline [-- CORPUS_DIR]
+//! Usage: cargo bench --profile dev --bench pipeline [-- CORPUS_DIR]
 //!
 //! Needs DATABASE_URL, as the tests do: the bench creates its own `siteline_test_*` database.
 //! It starts the real job workers and a web server on 127.0.0.1 that serves every file of
 //! CORPUS_DIR (default: `shared/corpus` beside the repository, without MANIFEST.md). It submits
 //! each file's URL and times the stage jobs from fetch to index until every document waits for
-//! review. The fetch goes through the URL guard, whose only loopback exception is that server. Then it embeds the distinct chunk texts
-//! the pipeline stored with the same model, in batches of the same size, and times that.
+//! review. The fetch goes through the URL guard, whose only loopback exception is that server.
+//! Then it embeds the distinct chunk texts the pipeline stored with the same model, in batches
+//! of the same size, and times that.
 //! EMBEDDING_MODEL_DIR and EMBEDDING_BATCH_SIZE apply as in the server. `cargo test` runs this
 //! target too, without `--bench`: then it ingests only the smallest file.
 
