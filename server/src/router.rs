@@ -105,10 +105,9 @@ fn session_layer(state: &AppState) -> SessionManagerLayer<PgSessionStore> {
 
 /// Returns the page routes, generated once per process and cloned for each router.
 ///
-/// Generating them renders the app with resource loading switched off by a process-wide flag
-/// in leptos_server 0.8, and a resource first polled while that flag is up never loads, so
-/// its page never finishes. One process may build several routers, as the tests do;
-/// generating the list only once keeps that moment before any router serves a page.
+/// While leptos_server 0.8 generates them, a process-wide flag stops resources from loading,
+/// and a resource first polled then never loads. The tests build many routers in one process,
+/// so the list is generated once, before any router serves a page.
 fn page_routes() -> Vec<AxumRouteListing> {
     static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(app::App)).clone()

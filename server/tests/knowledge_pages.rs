@@ -687,10 +687,8 @@ async fn upload_takes_bodies_over_default_limits() {
 }
 
 /// A page renders while other routers start in the same process. Generating Leptos's route
-/// list switches resource loading off for the whole process while it runs, and a resource
-/// first polled in that moment never loads, so the page never finishes. Tests start many apps
-/// in one process. Before the route list was generated only once, about one run in 25 of this
-/// file hung on a page.
+/// list stops resources from loading in the whole process, so a page whose resource is first
+/// polled in that moment would never finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_while_other_routers_start() {
     let site = Site::start(Settings::default()).await;
@@ -716,13 +714,13 @@ async fn pages_render_while_other_routers_start() {
     for round in 0..40 {
         let page = tokio::time::timeout(Duration::from_secs(20), site.page(&admin, "/knowledge"));
         let (status, html) = page.await.unwrap_or_else(|_| {
-            panic!("round {round}: the Knowledge page did not finish while routers started")
+            panic!("round {round}: the Knowledge page timed out after 20 s while routers started")
         });
         assert_eq!(status, StatusCode::OK);
         assert!(html.contains("data-testid=\"add-panel\""), "{html}");
         assert!(
             html.contains("data-testid=\"documents-empty\""),
-            "the document list resolved: {html}"
+            "the document list did not load: {html}"
         );
     }
     drop(stop);
